@@ -1,0 +1,90 @@
+import { Elysia, t } from "elysia";
+import { notFound, validationFailed } from "../errors";
+import { IDEMPOTENCY_KEY_MAX } from "../payouts/model";
+import type { PayoutService } from "../payouts/service";
+import { isUuid, validateCreate, validateListQuery, validateUpdate } from "../payouts/validation";
+import { readJsonBody } from "./body";
+import { docs } from "./openapi";
+
+const IDEMPOTENCY_KEY = new RegExp(`^[\\x21-\\x7E]{1,${IDEMPOTENCY_KEY_MAX}}$`);
+
+function idempotencyKey(headers: Headers): string | undefined {
+  const key = headers.get("idempotency-key");
+  if (key === null) return undefined;
+  if (!IDEMPOTENCY_KEY.test(key)) {
+    throw validationFailed(
+      [{ field: "Idempotency-Key", message: `must be 1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters` }],
+      "header",
+    );
+  }
+  return key;
+}
+
+function payoutId(id: string): string {
+  if (!isUuid(id)) throw notFound();
+  return id.toLowerCase();
+}
+
+const IdParam = t.Object({ id: t.String({ description: "The payout's id (UUID); anything else is a 404." }) });
+
+const json = (body: unknown, status: number, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+
+/**
+ * The payouts resource. `onCreated` hands a committed payout to processing; it must not throw
+ * or wait on the broker (the relay covers a hand-off that fails).
+ */
+export function payoutRoutes(service: PayoutService, onCreated: (id: string) => void) {
+  return new Elysia({ name: "payouts" })
+    .onParse(({ request }) => readJsonBody(request))
+    .post(
+      "/api/payouts/",
+      async ({ request, body }) => {
+        const key = idempotencyKey(request.headers);
+        const input = validateCreate(body);
+        if (!input.ok) throw validationFailed(input.errors);
+        const result = await service.create(input.value, key);
+        if (result.replayed) {
+          const location = `/api/payouts/${(result.body as { id: string }).id}/`;
+          return json(result.body, result.status, { location, "idempotent-replayed": "true" });
+        }
+        onCreated(result.payout.id);
+        return json(result.payout, 201, { location: `/api/payouts/${result.payout.id}/` });
+      },
+      { detail: docs.create },
+    )
+    .get(
+      "/api/payouts/",
+      async ({ request }) => {
+        const query = validateListQuery(new URL(request.url).searchParams);
+        if (!query.ok) throw validationFailed(query.errors, "query parameter");
+        return json(await service.list(query.value), 200);
+      },
+      { detail: docs.list },
+    )
+    .get("/api/payouts/:id/", async ({ params }) => json(await service.get(payoutId(params.id)), 200), {
+      params: IdParam,
+      detail: docs.get,
+    })
+    .patch(
+      "/api/payouts/:id/",
+      async ({ params, body }) => {
+        const id = payoutId(params.id);
+        const input = validateUpdate(body);
+        if (!input.ok) throw validationFailed(input.errors);
+        return json(await service.update(id, input.value), 200);
+      },
+      { params: IdParam, detail: docs.update },
+    )
+    .delete(
+      "/api/payouts/:id/",
+      async ({ params }) => {
+        await service.remove(payoutId(params.id));
+        return new Response(null, { status: 204 });
+      },
+      { params: IdParam, detail: docs.remove },
+    );
+}

@@ -1,0 +1,106 @@
+import { availableParallelism } from "node:os";
+
+export const ROLES = ["all", "migrate", "api", "worker"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type Config = {
+  databaseUrl: string | undefined;
+  amqpUrl: string | undefined;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  logFormat: "json" | "pretty";
+  apiProcesses: number;
+  dbPoolSize: number;
+  workerThreads: number;
+  workerConcurrency: number;
+  metricsPort: number;
+  gatewayLatencyMs: number;
+  gatewayFailureRate: number;
+  maxAttempts: number;
+  retryBaseDelayMs: number;
+  taskTimeLimitMs: number;
+  relayIntervalMs: number;
+  dataDir: string;
+};
+
+/** A wrong setting: the message names the variable, and the program stops. */
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function probability(env: Env, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!/^\d*\.?\d+$/.test(raw) || value < 0 || value > 1) {
+    throw new ConfigError(`${name} must be a number from 0 to 1, got "${raw}"`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  if (!allowed.includes(raw as T)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL, got an unparseable value`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(" or ")}`);
+  }
+  return raw;
+}
+
+/** Reads and validates the environment once; every later read uses the returned object. */
+export function loadConfig(env: Env = process.env): Config {
+  const cpus = availableParallelism();
+  return {
+    databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    amqpUrl: url(env, "AMQP_URL", ["amqp:", "amqps:"]),
+    host: env.HOST?.trim() || "0.0.0.0",
+    port: integer(env, "PORT", 8000, 0, 65535),
+    logLevel: oneOf(env, "LOG_LEVEL", LOG_LEVELS, "info"),
+    logFormat: oneOf(
+      env,
+      "LOG_FORMAT",
+      ["json", "pretty"] as const,
+      env.NODE_ENV === "development" ? "pretty" : "json",
+    ),
+    apiProcesses: integer(env, "API_PROCESSES", 1, 1, 64),
+    dbPoolSize: integer(env, "DB_POOL_SIZE", 10, 1, 200),
+    workerThreads: integer(env, "WORKER_THREADS", cpus, 1, 64),
+    workerConcurrency: integer(env, "WORKER_CONCURRENCY", 200, 1, 5000),
+    metricsPort: integer(env, "METRICS_PORT", 9100, 0, 65535),
+    gatewayLatencyMs: integer(env, "GATEWAY_LATENCY_MS", 500, 0, 600_000),
+    gatewayFailureRate: probability(env, "GATEWAY_FAILURE_RATE", 0),
+    maxAttempts: integer(env, "MAX_ATTEMPTS", 5, 1, 100),
+    retryBaseDelayMs: integer(env, "RETRY_BASE_DELAY_MS", 1000, 1, 3_600_000),
+    taskTimeLimitMs: integer(env, "TASK_TIME_LIMIT_MS", 60_000, 1, 3_600_000),
+    relayIntervalMs: integer(env, "RELAY_INTERVAL_MS", 1000, 10, 600_000),
+    dataDir: env.DATA_DIR?.trim() || ".data",
+  };
+}

@@ -1,0 +1,69 @@
+import { mkdirSync } from "node:fs";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema";
+
+/** The one database type the code above the driver sees: postgres.js and PGlite alike. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export type Database = {
+  db: Db;
+  /** True when the database answers within the timeout. */
+  ping(timeoutMs?: number): Promise<boolean>;
+  close(): Promise<void>;
+};
+
+// A dead database must not hang requests: connecting gives up after this, statements after
+// STATEMENT_TIMEOUT on the server side.
+const CONNECT_TIMEOUT_S = 3;
+const STATEMENT_TIMEOUT_MS = 15_000;
+
+export function connectPostgres(url: string, poolSize: number, applicationName: string): Database {
+  const client = postgres(url, {
+    max: poolSize,
+    connect_timeout: CONNECT_TIMEOUT_S,
+    idle_timeout: 60,
+    onnotice: () => {},
+    connection: { application_name: applicationName, statement_timeout: STATEMENT_TIMEOUT_MS },
+  });
+  const db = drizzlePostgres(client, { schema });
+  return {
+    db,
+    ping: (timeoutMs = 2000) =>
+      withTimeout(
+        client`select 1`.then(() => true),
+        timeoutMs,
+        false,
+      ),
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+/** The embedded default: PGlite (PostgreSQL compiled to WebAssembly), data under dataDir. */
+export async function openPglite(dataDir: string): Promise<Database> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { drizzle } = await import("drizzle-orm/pglite");
+  mkdirSync(dataDir, { recursive: true });
+  const client = new PGlite(dataDir);
+  await client.waitReady;
+  const db = drizzle(client, { schema }) as unknown as Db;
+  return {
+    db,
+    ping: (timeoutMs = 2000) =>
+      withTimeout(
+        client.query("select 1").then(() => true),
+        timeoutMs,
+        false,
+      ),
+    close: () => client.close(),
+  };
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: Timer | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,96 @@
+import { sql } from "drizzle-orm";
+import {
+  bigserial,
+  check,
+  index,
+  integer,
+  jsonb,
+  numeric,
+  pgEnum,
+  pgTable,
+  smallint,
+  text,
+  timestamp,
+  uuid,
+  varchar,
+} from "drizzle-orm/pg-core";
+import { CURRENCIES, STATUSES } from "../payouts/model";
+
+export const currencyEnum = pgEnum("currency", CURRENCIES);
+export const payoutStatusEnum = pgEnum("payout_status", STATUSES);
+
+// Millisecond precision: what the API shows is exactly what is stored, so a cursor built from a
+// response finds its row again.
+const instant = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: "date" });
+
+export const payouts = pgTable(
+  "payouts",
+  {
+    id: uuid("id").primaryKey(),
+    amount: numeric("amount", { precision: 12, scale: 2 }).notNull(),
+    currency: currencyEnum("currency").notNull(),
+    recipientDetails: varchar("recipient_details", { length: 255 }).notNull(),
+    comment: varchar("comment", { length: 1000 }).notNull().default(""),
+    status: payoutStatusEnum("status").notNull().default("NEW"),
+    failureReason: text("failure_reason"),
+    /** Gateway attempts so far; counted when a worker claims the payout. */
+    attempts: smallint("attempts").notNull().default(0),
+    /** When the id was confirmed by the broker; NULL means the relay still has to publish it. */
+    publishedAt: instant("published_at"),
+    createdAt: instant("created_at").notNull().defaultNow(),
+    updatedAt: instant("updated_at").notNull().defaultNow(),
+    processedAt: instant("processed_at"),
+  },
+  (t) => [
+    check("payouts_amount_positive", sql`${t.amount} >= 0.01`),
+    check("payouts_recipient_not_blank", sql`btrim(${t.recipientDetails}) <> ''`),
+    check(
+      "payouts_processed_at_iff_final",
+      sql`(${t.processedAt} IS NOT NULL) = (${t.status} IN ('COMPLETED', 'FAILED'))`,
+    ),
+    check("payouts_failure_reason_iff_failed", sql`(${t.failureReason} IS NOT NULL) = (${t.status} = 'FAILED')`),
+    // Keyset pagination, newest first (a backward scan), unfiltered and by each filter.
+    index("payouts_created_idx").on(t.createdAt, t.id),
+    index("payouts_status_created_idx").on(t.status, t.createdAt, t.id),
+    index("payouts_currency_created_idx").on(t.currency, t.createdAt, t.id),
+    // The relay's work list stays small: only payouts not yet handed to the broker.
+    index("payouts_unpublished_idx")
+      .on(t.createdAt)
+      .where(sql`${t.publishedAt} IS NULL AND ${t.status} = 'NEW'`),
+  ],
+);
+
+/**
+ * One row per Idempotency-Key ever accepted. It outlives the payout (a DELETE does not free the
+ * key), so a retried request can never create a second payout.
+ */
+export const idempotencyKeys = pgTable("idempotency_keys", {
+  key: varchar("key", { length: 255 }).primaryKey(),
+  /** SHA-256 of the normalised request body: the same key with another body is refused. */
+  fingerprint: text("fingerprint").notNull(),
+  payoutId: uuid("payout_id").notNull(),
+  responseStatus: integer("response_status").notNull(),
+  responseBody: jsonb("response_body").notNull(),
+  createdAt: instant("created_at").notNull().defaultNow(),
+});
+
+/**
+ * The simulated payout gateway's own ledger (what a real provider keeps on its side). Keyed by
+ * the idempotency key the service sends, so a repeated call never pays twice, and counting calls
+ * so that tests can see how often money was asked for.
+ */
+export const simulatedGatewayPayments = pgTable(
+  "simulated_gateway_payments",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    idempotencyKey: varchar("idempotency_key", { length: 255 }).notNull().unique(),
+    payoutId: uuid("payout_id").notNull(),
+    amount: numeric("amount", { precision: 12, scale: 2 }).notNull(),
+    currency: currencyEnum("currency").notNull(),
+    calls: integer("calls").notNull().default(1),
+    createdAt: instant("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("simulated_gateway_payments_payout_idx").on(t.payoutId)],
+);
+
+export type PayoutRow = typeof payouts.$inferSelect;

@@ -1,0 +1,23 @@
+import type { Currency } from "../payouts/model";
+
+export type PayRequest = {
+  /** The payout id: a repeated call with the same key returns the first outcome, never pays twice. */
+  idempotencyKey: string;
+  payoutId: string;
+  amount: string;
+  currency: Currency;
+  recipientDetails: string;
+};
+
+export type Payment = { reference: string };
+
+/** The gateway could not say yes or no (outage, timeout): worth another attempt later. */
+export class TemporaryGatewayError extends Error {}
+
+/** The port to whoever moves the money. */
+export type PayoutGateway = {
+  /** Pays, or throws TemporaryGatewayError. `signal` ends a call that ran out of time. */
+  pay(request: PayRequest, signal: AbortSignal): Promise<Payment>;
+  /** The payment made under this key, if any: asked before a payout is given up as FAILED. */
+  lookup(idempotencyKey: string): Promise<Payment | undefined>;
+};

@@ -1,0 +1,45 @@
+import { LOG_LEVELS, type LogLevel } from "./config";
+
+type Fields = Record<string, unknown>;
+
+export type Logger = {
+  debug(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+  child(fields: Fields): Logger;
+};
+
+function errorFields(value: unknown): unknown {
+  if (!(value instanceof Error)) return value;
+  return { name: value.name, message: value.message, stack: value.stack };
+}
+
+/**
+ * Structured logs: one JSON object per line (production), or a readable line (development).
+ * Errors under the key `err` are expanded so that their stack is kept.
+ */
+export function createLogger(level: LogLevel, format: "json" | "pretty", base: Fields = {}): Logger {
+  const threshold = LOG_LEVELS.indexOf(level);
+  const write = (lvl: LogLevel, msg: string, fields?: Fields) => {
+    if (LOG_LEVELS.indexOf(lvl) < threshold) return;
+    const all: Fields = { ...base, ...fields };
+    if ("err" in all) all.err = errorFields(all.err);
+    const out = lvl === "error" || lvl === "warn" ? process.stderr : process.stdout;
+    if (format === "json") {
+      out.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...all })}\n`);
+    } else {
+      const rest = Object.entries(all)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(" ");
+      out.write(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${rest ? ` ${rest}` : ""}\n`);
+    }
+  };
+  return {
+    debug: (msg, fields) => write("debug", msg, fields),
+    info: (msg, fields) => write("info", msg, fields),
+    warn: (msg, fields) => write("warn", msg, fields),
+    error: (msg, fields) => write("error", msg, fields),
+    child: (fields) => createLogger(level, format, { ...base, ...fields }),
+  };
+}

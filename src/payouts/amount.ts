@@ -1,0 +1,52 @@
+import { AMOUNT_MAX, AMOUNT_MIN } from "./model";
+
+/**
+ * A number as it was written in the JSON text. Parsing keeps the source so that `10.005` or
+ * `1.0000000000000000001` are judged by what the client sent, not by the float they round to.
+ */
+export class JsonNumber {
+  constructor(readonly source: string) {}
+}
+
+/** JSON.parse that turns every number into a JsonNumber holding its exact source text. */
+export function parseJsonExact(text: string): unknown {
+  return JSON.parse(text, (_key, value, context?: { source?: string }) =>
+    typeof value === "number" ? new JsonNumber(context?.source ?? String(value)) : value,
+  );
+}
+
+const DECIMAL = /^(\d+)(?:\.(\d{1,2}))?$/;
+const NEGATIVE = /^-\d+(?:\.\d+)?$/;
+
+const toCents = (decimal: string): bigint => {
+  const [int = "0", frac = ""] = decimal.split(".");
+  return BigInt(int) * 100n + BigInt(frac.padEnd(2, "0"));
+};
+const MIN_CENTS = toCents(AMOUNT_MIN);
+const MAX_CENTS = toCents(AMOUNT_MAX);
+
+export type AmountResult = { ok: true; value: string } | { ok: false; message: string };
+
+/**
+ * Money in: a JSON string or number written as a plain decimal with at most two fraction digits,
+ * within the allowed range. The result is the canonical two-digit string that is stored. No float
+ * is ever made: the digits are compared as integers of cents.
+ */
+export function parseAmount(raw: unknown): AmountResult {
+  let text: string;
+  if (typeof raw === "string") text = raw;
+  else if (raw instanceof JsonNumber) text = raw.source;
+  else return { ok: false, message: "must be a decimal string or number" };
+
+  const match = DECIMAL.exec(text);
+  if (!match) {
+    if (NEGATIVE.test(text)) return { ok: false, message: `must be at least ${AMOUNT_MIN}` };
+    return { ok: false, message: "must be a decimal number with at most 2 fraction digits, like 1500.00" };
+  }
+  const cents = toCents(text);
+  if (cents < MIN_CENTS) return { ok: false, message: `must be at least ${AMOUNT_MIN}` };
+  if (cents > MAX_CENTS) return { ok: false, message: `must be at most ${AMOUNT_MAX}` };
+  const int = (cents / 100n).toString();
+  const frac = (cents % 100n).toString().padStart(2, "0");
+  return { ok: true, value: `${int}.${frac}` };
+}

@@ -1,0 +1,175 @@
+import { createHash } from "node:crypto";
+import { and, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
+import { AppError, notFound, statusConflict } from "../errors";
+import { type CreatePayoutInput, type Payout, STATUSES, type UpdatePayoutInput } from "./model";
+import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
+import { encodeCursor, type ListQuery } from "./validation";
+
+export function toPayout(row: PayoutRow): Payout {
+  return {
+    id: row.id,
+    amount: row.amount,
+    currency: row.currency,
+    recipient_details: row.recipientDetails,
+    comment: row.comment,
+    status: row.status,
+    failure_reason: row.failureReason,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    processed_at: row.processedAt?.toISOString() ?? null,
+  };
+}
+
+export type CreateResult = { payout: Payout; replayed: false } | { status: number; body: unknown; replayed: true };
+
+/** Thrown inside the create transaction to undo the insert when the key is already taken. */
+class KeyTaken extends Error {}
+
+const fingerprint = (input: CreatePayoutInput) =>
+  createHash("sha256")
+    .update(JSON.stringify([input.amount, input.currency, input.recipient_details, input.comment]))
+    .digest("hex");
+
+const CANCELLABLE_FROM = STATUSES.filter((s) => TRANSITIONS[s].includes("CANCELLED"));
+
+/** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
+export function payoutService(db: Db) {
+  const insertPayout = async (tx: Db, input: CreatePayoutInput) => {
+    const [row] = await tx
+      .insert(payouts)
+      .values({
+        id: Bun.randomUUIDv7(),
+        amount: input.amount,
+        currency: input.currency,
+        recipientDetails: input.recipient_details,
+        comment: input.comment,
+      })
+      .returning();
+    if (!row) throw new Error("INSERT returned no row");
+    return toPayout(row);
+  };
+
+  /**
+   * With an idempotency key, the key's row and the payout commit together or not at all. A
+   * concurrent request with the same key blocks on the key's unique index until the first one
+   * commits, then finds the key taken and replays the stored response: one payout, whatever the
+   * number of requests.
+   */
+  const createIdempotent = async (input: CreatePayoutInput, key: string): Promise<CreateResult> => {
+    const print = fingerprint(input);
+    try {
+      const payout = await db.transaction(async (tx) => {
+        const created = await insertPayout(tx, input);
+        const [taken] = await tx
+          .insert(idempotencyKeys)
+          .values({ key, fingerprint: print, payoutId: created.id, responseStatus: 201, responseBody: created })
+          .onConflictDoNothing()
+          .returning({ key: idempotencyKeys.key });
+        if (!taken) throw new KeyTaken();
+        return created;
+      });
+      return { payout, replayed: false };
+    } catch (error) {
+      if (!(error instanceof KeyTaken)) throw error;
+    }
+    const [first] = await db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
+    if (!first) throw new Error("idempotency key vanished after a conflict");
+    if (first.fingerprint !== print) {
+      throw new AppError(
+        422,
+        "idempotency_key_reused",
+        "Idempotency key reused",
+        "this Idempotency-Key was first used with a different request body; nothing was created",
+      );
+    }
+    return { status: first.responseStatus, body: first.responseBody, replayed: true };
+  };
+
+  return {
+    async create(input: CreatePayoutInput, idempotencyKey?: string): Promise<CreateResult> {
+      if (idempotencyKey !== undefined) return createIdempotent(input, idempotencyKey);
+      return { payout: await insertPayout(db, input), replayed: false };
+    },
+
+    async get(id: string): Promise<Payout> {
+      const [row] = await db.select().from(payouts).where(eq(payouts.id, id));
+      if (!row) throw notFound();
+      return toPayout(row);
+    },
+
+    /** Keyset pagination, newest first: each page is one index range scan, however deep. */
+    async list(query: ListQuery): Promise<{ results: Payout[]; next_cursor: string | null }> {
+      const { cursor } = query;
+      const rows = await db
+        .select()
+        .from(payouts)
+        .where(
+          and(
+            query.status && eq(payouts.status, query.status),
+            query.currency && eq(payouts.currency, query.currency),
+            query.createdAfter && gte(payouts.createdAt, query.createdAfter),
+            query.createdBefore && lt(payouts.createdAt, query.createdBefore),
+            cursor &&
+              sql`(${payouts.createdAt}, ${payouts.id}) < (${cursor.createdAt.toISOString()}::timestamptz, ${cursor.id}::uuid)`,
+          ),
+        )
+        .orderBy(desc(payouts.createdAt), desc(payouts.id))
+        .limit(query.limit + 1);
+      const page = rows.slice(0, query.limit);
+      const last = page.at(-1);
+      return {
+        results: page.map(toPayout),
+        next_cursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+      };
+    },
+
+    /**
+     * One conditional UPDATE: when the change touches the terms or the status, it applies only
+     * while the payout is still in a status that allows it. A worker's claim racing a cancel is
+     * serialised by the row lock: exactly one of them matches.
+     */
+    async update(id: string, input: UpdatePayoutInput): Promise<Payout> {
+      const changesTerms =
+        input.amount !== undefined || input.currency !== undefined || input.recipient_details !== undefined;
+      const allowedFrom = STATUSES.filter(
+        (s) =>
+          (!changesTerms || TERMS_EDITABLE_IN.includes(s)) &&
+          (input.status === undefined || CANCELLABLE_FROM.includes(s)),
+      );
+      const [row] = await db
+        .update(payouts)
+        .set({
+          amount: input.amount,
+          currency: input.currency,
+          recipientDetails: input.recipient_details,
+          comment: input.comment,
+          status: input.status,
+          updatedAt: sql`now()`,
+        })
+        .where(and(eq(payouts.id, id), inArray(payouts.status, allowedFrom)))
+        .returning();
+      if (row) return toPayout(row);
+      const current = await this.get(id);
+      throw statusConflict(
+        current.status,
+        input.status
+          ? "only a NEW payout can be cancelled"
+          : "amount, currency and recipient_details change only while it is NEW",
+      );
+    },
+
+    async remove(id: string): Promise<void> {
+      const [row] = await db
+        .delete(payouts)
+        .where(and(eq(payouts.id, id), inArray(payouts.status, DELETABLE_IN)))
+        .returning({ id: payouts.id });
+      if (row) return;
+      const current = await this.get(id);
+      throw statusConflict(current.status, `only ${DELETABLE_IN.join(", ")} payouts can be deleted`);
+    },
+  };
+}
+
+export type PayoutService = ReturnType<typeof payoutService>;

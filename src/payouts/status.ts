@@ -1,0 +1,23 @@
+import type { Status } from "./model";
+
+/**
+ * The status machine. drizzle/0001_status_machine.sql enforces the same rules in the database;
+ * every write below is also conditional on the status it expects.
+ *
+ *   NEW --worker--> PROCESSING --worker--> COMPLETED
+ *    |                   '------worker---> FAILED
+ *    '--client--> CANCELLED
+ */
+export const TRANSITIONS: Record<Status, readonly Status[]> = {
+  NEW: ["PROCESSING", "CANCELLED"],
+  PROCESSING: ["COMPLETED", "FAILED"],
+  COMPLETED: [],
+  FAILED: [],
+  CANCELLED: [],
+};
+
+/** amount, currency and recipient_details change only in these statuses; comment in any. */
+export const TERMS_EDITABLE_IN: readonly Status[] = ["NEW"];
+
+/** PROCESSING and COMPLETED payouts are kept: money is moving or has moved. */
+export const DELETABLE_IN: readonly Status[] = ["NEW", "CANCELLED", "FAILED"];

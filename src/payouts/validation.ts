@@ -1,0 +1,196 @@
+import { parseAmount } from "./amount";
+import {
+  COMMENT_MAX,
+  type CreatePayoutInput,
+  CURRENCIES,
+  type Currency,
+  PAGE_LIMIT_DEFAULT,
+  PAGE_LIMIT_MAX,
+  RECIPIENT_MAX,
+  STATUSES,
+  type Status,
+  type UpdatePayoutInput,
+} from "./model";
+
+export type FieldError = { field: string; message: string };
+export type Validated<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+type Check<T> = (raw: unknown) => { ok: true; value: T } | { ok: false; message: string };
+
+const READ_ONLY = new Set(["id", "status", "failure_reason", "created_at", "updated_at", "processed_at"]);
+
+/** Length in Unicode code points, as PostgreSQL's varchar counts it. */
+function codePoints(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+/** Text that PostgreSQL stores exactly as sent: no NUL, no lone surrogate silently replaced. */
+function text(max: number, { trim }: { trim: boolean }): Check<string> {
+  return (raw) => {
+    if (typeof raw !== "string") return { ok: false, message: "must be a string" };
+    if (!raw.isWellFormed()) return { ok: false, message: "must be valid Unicode (no lone surrogates)" };
+    if (raw.includes("\u0000")) return { ok: false, message: "must not contain NUL characters" };
+    const value = trim ? raw.trim() : raw;
+    if (trim && value.length === 0) return { ok: false, message: "must not be blank" };
+    if (value.length > max && codePoints(value) > max) {
+      return { ok: false, message: `must be at most ${max} characters` };
+    }
+    return { ok: true, value };
+  };
+}
+
+function oneOf<T extends string>(allowed: readonly T[]): Check<T> {
+  return (raw) =>
+    typeof raw === "string" && (allowed as readonly string[]).includes(raw)
+      ? { ok: true, value: raw as T }
+      : { ok: false, message: `must be one of ${allowed.join(", ")}` };
+}
+
+const amount: Check<string> = (raw) => {
+  const result = parseAmount(raw);
+  return result.ok ? result : { ok: false, message: result.message };
+};
+
+const cancelOnly: Check<"CANCELLED"> = (raw) => {
+  if (raw === "CANCELLED") return { ok: true, value: raw };
+  if (typeof raw === "string" && (STATUSES as readonly string[]).includes(raw)) {
+    return { ok: false, message: "can only be set to CANCELLED; processing sets the other statuses" };
+  }
+  return { ok: false, message: "must be CANCELLED" };
+};
+
+const editable = {
+  amount,
+  currency: oneOf(CURRENCIES),
+  recipient_details: text(RECIPIENT_MAX, { trim: true }),
+  comment: text(COMMENT_MAX, { trim: false }),
+};
+
+/**
+ * Checks every field of a JSON object against its rule and collects every error, so that one
+ * response names all that is wrong. Unknown fields and read-only fields are errors too.
+ */
+function validateObject<T>(
+  body: unknown,
+  checks: Record<string, Check<unknown>>,
+  required: string[],
+  readOnly: Set<string>,
+): Validated<T> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return { ok: false, errors: [{ field: "", message: "the body must be a JSON object" }] };
+  }
+  const errors: FieldError[] = [];
+  const value: Record<string, unknown> = {};
+  for (const [field, raw] of Object.entries(body)) {
+    const check = checks[field];
+    if (!check) {
+      errors.push({ field, message: readOnly.has(field) ? "is read-only" : "is not a known field" });
+      continue;
+    }
+    const result = check(raw);
+    if (result.ok) value[field] = result.value;
+    else errors.push({ field, message: result.message });
+  }
+  for (const field of required) {
+    if (!(field in body)) errors.push({ field, message: "is required" });
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, value: value as T };
+}
+
+export function validateCreate(body: unknown): Validated<CreatePayoutInput> {
+  const result = validateObject<CreatePayoutInput>(
+    body,
+    editable,
+    ["amount", "currency", "recipient_details"],
+    READ_ONLY,
+  );
+  if (result.ok) result.value.comment ??= "";
+  return result;
+}
+
+export function validateUpdate(body: unknown): Validated<UpdatePayoutInput> {
+  const readOnly = new Set([...READ_ONLY].filter((f) => f !== "status"));
+  const result = validateObject<UpdatePayoutInput>(body, { ...editable, status: cancelOnly }, [], readOnly);
+  if (result.ok && Object.keys(result.value).length === 0) {
+    return { ok: false, errors: [{ field: "", message: "at least one field must be given" }] };
+  }
+  return result;
+}
+
+export type Cursor = { createdAt: Date; id: string };
+
+export type ListQuery = {
+  limit: number;
+  cursor?: Cursor;
+  status?: Status;
+  currency?: Currency;
+  createdAfter?: Date;
+  createdBefore?: Date;
+};
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const isUuid = (s: string) => UUID.test(s);
+
+export function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(`${cursor.createdAt.toISOString()}|${cursor.id}`).toString("base64url");
+}
+
+function decodeCursor(raw: string): Cursor | undefined {
+  const [at, id, ...rest] = Buffer.from(raw, "base64url").toString().split("|");
+  if (rest.length > 0 || !at || !id || !isUuid(id) || !RFC3339.test(at)) return undefined;
+  return { createdAt: new Date(at), id: id.toLowerCase() };
+}
+
+function instant(raw: string): Date | undefined {
+  const date = new Date(raw);
+  return RFC3339.test(raw) && !Number.isNaN(date.getTime()) ? date : undefined;
+}
+
+const queryChecks: Record<string, (raw: string, q: ListQuery) => string | undefined> = {
+  limit: (raw, q) => {
+    if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > PAGE_LIMIT_MAX) {
+      return `must be a whole number from 1 to ${PAGE_LIMIT_MAX}`;
+    }
+    q.limit = Number(raw);
+  },
+  cursor: (raw, q) => {
+    q.cursor = decodeCursor(raw);
+    if (!q.cursor) return "is not a cursor this service issued";
+  },
+  status: (raw, q) => {
+    if (!(STATUSES as readonly string[]).includes(raw)) return `must be one of ${STATUSES.join(", ")}`;
+    q.status = raw as Status;
+  },
+  currency: (raw, q) => {
+    if (!(CURRENCIES as readonly string[]).includes(raw)) return `must be one of ${CURRENCIES.join(", ")}`;
+    q.currency = raw as Currency;
+  },
+  created_after: (raw, q) => {
+    q.createdAfter = instant(raw);
+    if (!q.createdAfter) return "must be an RFC 3339 timestamp, like 2026-11-26T10:15:30Z";
+  },
+  created_before: (raw, q) => {
+    q.createdBefore = instant(raw);
+    if (!q.createdBefore) return "must be an RFC 3339 timestamp, like 2026-11-26T10:15:30Z";
+  },
+};
+
+export function validateListQuery(params: URLSearchParams): Validated<ListQuery> {
+  const query: ListQuery = { limit: PAGE_LIMIT_DEFAULT };
+  const errors: FieldError[] = [];
+  const seen = new Set<string>();
+  for (const [field, raw] of params) {
+    const check = queryChecks[field];
+    let message: string | undefined;
+    if (!check) message = "is not a known query parameter";
+    else if (seen.has(field)) message = "must be given once";
+    else message = check(raw, query);
+    seen.add(field);
+    if (message) errors.push({ field, message });
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, value: query };
+}

@@ -1,0 +1,79 @@
+import type { Logger } from "../log";
+import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from "./port";
+
+// A handler that threw (the database is down, say) gets its message back after this long.
+const REQUEUE_AFTER_MS = 1000;
+
+/**
+ * The in-process queue of the embedded default (role `all` without AMQP_URL): the same contract
+ * as RabbitMQ in one process. It keeps nothing across a restart; the outbox re-publishes what
+ * was not finished (see `recoverInProcess`).
+ */
+export function memoryQueue(concurrency: number, log: Logger): { publisher: Publisher; consumer: Consumer } {
+  const waiting: Delivery[] = [];
+  const timers = new Set<Timer>();
+  let handler: ((delivery: Delivery) => Promise<HandlerResult>) | undefined;
+  let inFlight = 0;
+  let closed = false;
+  let drained: (() => void) | undefined;
+
+  const later = (ms: number, delivery: Delivery) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      waiting.push(delivery);
+      pump();
+    }, ms);
+    timers.add(timer);
+  };
+
+  const run = async (delivery: Delivery, handle: (d: Delivery) => Promise<HandlerResult>) => {
+    try {
+      const { retryAfterMs } = await handle(delivery);
+      if (retryAfterMs !== undefined) later(retryAfterMs, { id: delivery.id, resume: true, redelivered: false });
+    } catch (err) {
+      log.error("processing failed; the message is handed back", { payout_id: delivery.id, err });
+      later(REQUEUE_AFTER_MS, { ...delivery, redelivered: true });
+    } finally {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+      pump();
+    }
+  };
+
+  function pump() {
+    while (handler && !closed && inFlight < concurrency && waiting.length > 0) {
+      const delivery = waiting.shift() as Delivery;
+      inFlight++;
+      void run(delivery, handler);
+    }
+  }
+
+  const publisher: Publisher = {
+    connected: true,
+    async publish(messages: PayoutMessage[]) {
+      if (closed) throw new Error("the in-process queue is closed");
+      for (const message of messages) waiting.push({ ...message, redelivered: false });
+      pump();
+    },
+    async close() {},
+  };
+
+  const consumer: Consumer = {
+    async start(h) {
+      handler = h;
+      pump();
+    },
+    async close() {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      if (inFlight > 0)
+        await new Promise<void>((resolve) => {
+          drained = resolve;
+        });
+    },
+    get inFlight() {
+      return inFlight;
+    },
+  };
+  return { publisher, consumer };
+}

@@ -1,0 +1,44 @@
+// A Bun Worker thread of the worker role: its own PostgreSQL pool, its own AMQP connection and
+// channel (prefetch WORKER_CONCURRENCY), the same processor as every other mode.
+import { threadId } from "node:worker_threads";
+import { loadConfig } from "../config";
+import { connectPostgres } from "../db/client";
+import { simulatedGateway } from "../gateway/simulated";
+import { createLogger } from "../log";
+import { rabbitConsumer } from "../queue/rabbitmq";
+import { createProcessor, retryDelays } from "./processor";
+
+declare const self: Worker;
+
+const config = loadConfig();
+const log = createLogger(config.logLevel, config.logFormat, { role: "worker", thread: threadId });
+if (!config.databaseUrl || !config.amqpUrl) throw new Error("worker threads need DATABASE_URL and AMQP_URL");
+
+const database = connectPostgres(config.databaseUrl, config.dbPoolSize, "payouts-worker");
+const processorOptions = {
+  maxAttempts: config.maxAttempts,
+  retryBaseDelayMs: config.retryBaseDelayMs,
+  taskTimeLimitMs: config.taskTimeLimitMs,
+};
+const gateway = simulatedGateway(database.db, {
+  latencyMs: config.gatewayLatencyMs,
+  failureRate: config.gatewayFailureRate,
+});
+const consumer = rabbitConsumer(
+  config.amqpUrl,
+  {
+    concurrency: config.workerConcurrency,
+    retryDelays: retryDelays(processorOptions),
+    drainTimeoutMs: config.taskTimeLimitMs,
+  },
+  log,
+);
+await consumer.start(createProcessor(database.db, gateway, processorOptions, log));
+self.postMessage({ type: "started" });
+
+self.onmessage = async (event: MessageEvent) => {
+  if (event.data?.type !== "stop") return;
+  await consumer.close();
+  await database.close();
+  self.postMessage({ type: "stopped" });
+};
