@@ -1,0 +1,62 @@
+import { sql } from "drizzle-orm";
+import { createApp } from "../src/api/app";
+import { connectPostgres, type Database } from "../src/db/client";
+import { createLogger } from "../src/log";
+
+export const log = createLogger("error", "json");
+
+/** A pool on the run's database (test/setup.ts). */
+export function testDatabase(poolSize = 5): Database {
+  return connectPostgres(process.env.DATABASE_URL as string, poolSize, "payouts-test");
+}
+
+/** Empties every table: for test files that count rows. */
+export async function resetDatabase(database: Database): Promise<void> {
+  await database.db.execute(sql`TRUNCATE payouts, idempotency_keys, simulated_gateway_payments`);
+}
+
+/**
+ * The api in-process (no socket): `handedOff` records the ids given to processing, in order.
+ */
+export function testApi(database: Database, options: { brokerConnected?: boolean } = {}) {
+  const handedOff: string[] = [];
+  const app = createApp({
+    database,
+    log,
+    onCreated: (id) => handedOff.push(id),
+    brokerConnected: () => options.brokerConnected ?? true,
+  });
+  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)["content-type"] ??= "application/json";
+    }
+    const response = await app.handle(new Request(`http://payouts.test${path}`, init));
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    // biome-ignore lint/suspicious/noExplicitAny: tests read whatever the body holds
+    return { status: response.status, headers: response.headers, body: json as any, text };
+  };
+  return { app, request, handedOff };
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await Bun.sleep(everyMs);
+  }
+}
