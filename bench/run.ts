@@ -105,15 +105,31 @@ async function reset() {
 }
 
 async function calibrate(): Promise<{ rate: number; tool: string }> {
-  const script = "INSERT INTO payouts (id, amount, currency, recipient_details, comment) VALUES (gen_random_uuid(), 1500.00, 'RUB', '40817810099910004312, BIC 044525225, Ivanov I.I.', 'benchmark');\n";
+  const script =
+    "INSERT INTO payouts (id, amount, currency, recipient_details, comment) VALUES (gen_random_uuid(), 1500.00, 'RUB', '40817810099910004312, BIC 044525225, Ivanov I.I.', 'benchmark');\n";
   const file = `/tmp/payouts-bench-${process.pid}.sql`;
   await Bun.write(file, script);
   const url = new URL(databaseUrl);
   const pgbench = Bun.which("pgbench");
   if (pgbench) {
     const out = Bun.spawnSync([
-      pgbench, "-n", "-h", url.hostname, "-p", url.port || "5432", "-U", decodeURIComponent(url.username) || "postgres",
-      "-c", String(CONNECTIONS), "-j", String(availableParallelism()), "-T", String(seconds), "-f", file, name,
+      pgbench,
+      "-n",
+      "-h",
+      url.hostname,
+      "-p",
+      url.port || "5432",
+      "-U",
+      decodeURIComponent(url.username) || "postgres",
+      "-c",
+      String(CONNECTIONS),
+      "-j",
+      String(availableParallelism()),
+      "-T",
+      String(seconds),
+      "-f",
+      file,
+      name,
     ]);
     const match = /tps = ([\d.]+) \(without initial connection time\)/.exec(out.stdout.toString());
     if (match) return { rate: Math.round(Number(match[1])), tool: "pgbench" };
@@ -138,9 +154,12 @@ async function createBench() {
   const api = Bun.spawn(["bun", "src/main.ts", "--role=api"], { env: env({}), stdout: "inherit", stderr: "inherit" });
   await waitReady();
   const peak = peakRss(api.pid);
-  const load = Bun.spawn(["bun", "bench/load.ts", `http://127.0.0.1:${PORT}/api/payouts/`, String(CONNECTIONS), String(seconds)], {
-    stdout: "pipe",
-  });
+  const load = Bun.spawn(
+    ["bun", "bench/load.ts", `http://127.0.0.1:${PORT}/api/payouts/`, String(CONNECTIONS), String(seconds)],
+    {
+      stdout: "pipe",
+    },
+  );
   const result = JSON.parse(await new Response(load.stdout).text());
   const rss = peak();
   await stop(api);
@@ -156,7 +175,10 @@ async function enqueue(count: number) {
   const connection = await amqp.connect(amqpUrl);
   const channel = await connection.createConfirmChannel();
   for (const { id } of rows) {
-    channel.sendToQueue("payouts", Buffer.from(JSON.stringify({ id })), { persistent: true, contentType: "application/json" });
+    channel.sendToQueue("payouts", Buffer.from(JSON.stringify({ id })), {
+      persistent: true,
+      contentType: "application/json",
+    });
   }
   await channel.waitForConfirms();
   await connection.close();
@@ -166,7 +188,11 @@ async function drainBench(count: number, extra: Record<string, string>) {
   await reset();
   // The queue and its retry queues exist once a role has declared them.
   await enqueue(count);
-  const worker = Bun.spawn(["bun", "src/main.ts", "--role=worker"], { env: env(extra), stdout: "inherit", stderr: "inherit" });
+  const worker = Bun.spawn(["bun", "src/main.ts", "--role=worker"], {
+    env: env(extra),
+    stdout: "inherit",
+    stderr: "inherit",
+  });
   const peak = peakRss(worker.pid);
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
@@ -219,7 +245,14 @@ const summary =
   `create ${create.rps}/s (${ratio(create.rps, calibration.rate)}x) p50 ${create.p50_ms} ms p99 ${create.p99_ms} ms errors ${create.errors} rss ${create.rss_mb} MB | ` +
   `drain ${drain.rate}/s (${ratio(drain.rate, calibration.rate)}x) rss ${drain.rss_mb} MB | ` +
   `latency-bound ${latency.rate}/s of ${bound}/s (${ratio(latency.rate, bound)}) rss ${latency.rss_mb} MB | ` +
-  `targets ${met.filter(([, ok]) => ok).length}/${met.length} met${met.some(([, ok]) => !ok) ? ` (missed: ${met.filter(([, ok]) => !ok).map(([k]) => k).join(", ")})` : ""}`;
+  `targets ${met.filter(([, ok]) => ok).length}/${met.length} met${
+    met.some(([, ok]) => !ok)
+      ? ` (missed: ${met
+          .filter(([, ok]) => !ok)
+          .map(([k]) => k)
+          .join(", ")})`
+      : ""
+  }`;
 console.log(summary);
 
 const pgVersion = (await sql`SHOW server_version`)[0]?.server_version;
