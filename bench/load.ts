@@ -1,6 +1,8 @@
 // HTTP load generator for the create benchmark, run as its own process so that it does not share
 // an event loop with what it measures. Usage: bun bench/load.ts <url> <connections> <seconds>
 // Prints one JSON object: requests, errors, rps, p50_ms, p99_ms.
+export {};
+
 const [url = "http://127.0.0.1:8000/api/payouts/", connections = "64", seconds = "10"] = Bun.argv.slice(2);
 
 const body = JSON.stringify({

@@ -196,14 +196,15 @@ async function drainBench(count: number, extra: Record<string, string>) {
   const peak = peakRss(worker.pid);
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
-    const [{ done }] = await sql`SELECT count(*)::int AS done FROM payouts WHERE status IN ('COMPLETED', 'FAILED')`;
+    const [{ done } = { done: 0 }] =
+      await sql`SELECT count(*)::int AS done FROM payouts WHERE status IN ('COMPLETED', 'FAILED')`;
     if (done >= count) break;
     if (Date.now() > deadline) throw new Error(`only ${done} of ${count} payouts finished`);
     await Bun.sleep(100);
   }
   const rss = peak();
   await stop(worker);
-  const [span] = await sql`
+  const [span = { completed: 0, seconds: 1 }] = await sql`
     SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed,
            extract(epoch FROM max(processed_at) - min(updated_at))::float AS seconds
     FROM payouts`;
