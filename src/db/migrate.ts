@@ -2,6 +2,7 @@ import { dirname, join } from "node:path";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { compiledBinary } from "../binary";
 import type { Db } from "./client";
 
 /**
@@ -9,8 +10,7 @@ import type { Db } from "./client";
  * there), else at the project's root.
  */
 export function migrationsFolder(): string {
-  const compiled = import.meta.path.startsWith("/$bunfs/") || import.meta.path.includes("~BUN");
-  return compiled ? join(dirname(process.execPath), "drizzle") : join(import.meta.dir, "..", "..", "drizzle");
+  return compiledBinary ? join(dirname(process.execPath), "drizzle") : join(import.meta.dir, "..", "..", "drizzle");
 }
 
 // Any constant works; it only has to be the same for every migrator of this database.

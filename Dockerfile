@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# One image for every role: the compiled binary (`bun run build`) with its migrations beside it.
+#   docker build -t payouts .
+#   docker run --rm -e DATABASE_URL=... -e AMQP_URL=... payouts --role=migrate   (then --role=api, --role=worker)
+
+FROM oven/bun:1.4.4 AS build
+WORKDIR /src
+COPY package.json bun.lock bunfig.toml ./
+# The build needs only the runtime dependencies; no lifecycle scripts (git hooks) in an image.
+RUN bun install --frozen-lockfile --production --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+COPY drizzle ./drizzle
+RUN bun run build
+
+# glibc and CA certificates, no shell, no package manager; the binary needs nothing else.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+WORKDIR /app
+COPY --from=build /src/dist/payouts ./payouts
+COPY --from=build /src/dist/drizzle ./drizzle
+# distroless's "nonroot" user, by number so that Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+EXPOSE 8000
+# The image has no curl: the binary asks its own api for /health/ready (exit 0 when 200).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 CMD ["/app/payouts", "--healthcheck"]
+ENTRYPOINT ["/app/payouts"]
+CMD ["--role=api"]

@@ -1,0 +1,136 @@
+// The compiled binary, as the Docker image runs it: built by the package.json build script into a
+// directory of its own, started in each role from a working directory with no project files,
+// against the run's PostgreSQL database and RabbitMQ vhost (test/setup.ts).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { eventually } from "../helpers";
+
+const root = join(import.meta.dir, "..", "..");
+const dir = mkdtempSync(join(tmpdir(), "payouts-binary-"));
+const binary = join(dir, "dist", "payouts");
+const elsewhere = join(dir, "cwd");
+mkdirSync(elsewhere);
+
+const port = freePort();
+const api = `http://127.0.0.1:${port}`;
+const running: Subprocess[] = [];
+let consumersBefore = 0;
+
+function freePort(): number {
+  const server = Bun.serve({ port: 0, fetch: () => new Response() });
+  const port = server.port as number;
+  server.stop(true);
+  return port;
+}
+
+function start(args: string[], env: Record<string, string> = {}): Subprocess {
+  const child = Bun.spawn([binary, ...args], {
+    cwd: elsewhere,
+    env: { ...process.env, ...env },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  running.push(child);
+  return child;
+}
+
+/** Runs the binary to its end; an undefined variable is removed from the environment. */
+function run(args: string[], overrides: Record<string, string | undefined> = {}) {
+  const env = { ...process.env, ...overrides };
+  for (const [name, value] of Object.entries(overrides)) if (value === undefined) delete env[name];
+  const result = Bun.spawnSync([binary, ...args], { cwd: elsewhere, env, stdout: "pipe", stderr: "pipe" });
+  return { exitCode: result.exitCode, stderr: result.stderr.toString() };
+}
+
+/** Consumers of the payouts queue in the run's vhost. */
+function payoutsConsumers(): number {
+  const vhost = decodeURIComponent(new URL(process.env.AMQP_URL as string).pathname.slice(1));
+  const result = Bun.spawnSync(["rabbitmqctl", "-q", "list_consumers", "-p", vhost, "queue_name"], { stdout: "pipe" });
+  return result.stdout
+    .toString()
+    .split("\n")
+    .filter((line) => line.trim() === "payouts").length;
+}
+
+const apiReady = () => eventually(async () => (await fetch(`${api}/health/ready`).catch(() => undefined))?.ok, 20_000);
+
+beforeAll(
+  () => {
+    // The build script writes to the project's dist/; the same command here writes to dir/dist/.
+    const { scripts } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+    const command = (scripts.build as string).replaceAll("dist/", `${dir}/dist/`);
+    const build = Bun.spawnSync(["sh", "-c", command], { cwd: root, stdout: "pipe", stderr: "pipe" });
+    if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+
+    consumersBefore = payoutsConsumers();
+    start(["--role=api"], { PORT: String(port) });
+    start(["--role=worker"], { WORKER_THREADS: "2", GATEWAY_LATENCY_MS: "0", METRICS_PORT: String(freePort()) });
+  },
+  { timeout: 300_000 },
+);
+
+afterAll(async () => {
+  for (const child of running) child.kill("SIGTERM");
+  await Promise.all(
+    running.map((child) => Promise.race([child.exited, Bun.sleep(10_000).then(() => child.kill("SIGKILL"))])),
+  );
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("--role=migrate finds the migrations beside the binary and exits 0", () => {
+  const result = run(["--role=migrate"]);
+  expect(result).toEqual({ exitCode: 0, stderr: expect.any(String) });
+});
+
+test("a payout posted to the binary's api is paid by the binary's worker", async () => {
+  await apiReady();
+  const created = await fetch(`${api}/api/payouts/`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ amount: "12.34", currency: "EUR", recipient_details: "binary test" }),
+  });
+  expect(created.status).toBe(201);
+  const { id } = (await created.json()) as { id: string };
+
+  const payout = await eventually(async () => {
+    const body = (await (await fetch(`${api}/api/payouts/${id}/`)).json()) as { status: string; amount: string };
+    return body.status === "COMPLETED" && body;
+  }, 20_000);
+  expect(payout.amount).toBe("12.34");
+});
+
+test("the binary's worker role consumes on WORKER_THREADS threads", async () => {
+  // Each thread has its own AMQP connection and consumer; the main thread only publishes.
+  await eventually(async () => payoutsConsumers() === consumersBefore + 2, 20_000);
+  await Bun.sleep(500);
+  expect(payoutsConsumers()).toBe(consumersBefore + 2);
+});
+
+test("Swagger UI and its assets are served from the binary", async () => {
+  await apiReady();
+  for (const path of [
+    "/swagger",
+    "/swagger/json",
+    "/swagger/assets/swagger-ui.css",
+    "/swagger/assets/swagger-ui-bundle.js",
+  ]) {
+    const response = await fetch(`${api}${path}`);
+    expect({ path, status: response.status }).toEqual({ path, status: 200 });
+    expect((await response.arrayBuffer()).byteLength).toBeGreaterThan(0);
+  }
+});
+
+test("--healthcheck exits 0 while the api is ready and 1 when nothing answers", async () => {
+  await apiReady();
+  expect(run(["--healthcheck"], { PORT: String(port) }).exitCode).toBe(0);
+  expect(run(["--healthcheck"], { PORT: String(freePort()) }).exitCode).toBe(1);
+});
+
+test("--role=all without DATABASE_URL stops with a message: the binary has no embedded PGlite", () => {
+  const result = run(["--role=all"], { DATABASE_URL: undefined, AMQP_URL: undefined, PORT: String(freePort()) });
+  expect(result.exitCode).toBe(2);
+  expect(result.stderr).toContain("DATABASE_URL");
+});

@@ -1,0 +1,153 @@
+// The shape of compose.yaml and the Dockerfile. No Docker engine runs the tests, so these read the
+// files and check what `docker compose up --scale worker=3` and the image rely on.
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join, posix } from "node:path";
+import { loadConfig } from "../../src/config";
+
+const root = join(import.meta.dir, "..", "..");
+const read = (name: string) => readFileSync(join(root, name), "utf8");
+
+type Service = {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test?: string[]; disable?: boolean };
+  ports?: string[];
+  container_name?: string;
+  stop_grace_period?: string;
+};
+const compose = Bun.YAML.parse(read("compose.yaml")) as { services: Record<string, Service> };
+const services = compose.services;
+const service = (name: string) => services[name] as Service;
+
+/** Dockerfile instructions by stage: continuation lines joined, comments dropped. */
+function dockerfileStages(text: string) {
+  const stages: { from: string; name: string | undefined; instructions: { op: string; args: string }[] }[] = [];
+  const lines = text.replace(/\\\n/g, " ").split("\n");
+  for (const line of lines.map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))) {
+    const [op = "", ...rest] = line.split(/\s+/);
+    const args = rest.join(" ");
+    if (op.toUpperCase() === "FROM") {
+      const [from = "", , name] = args.split(/\s+/);
+      stages.push({ from, name, instructions: [] });
+    } else {
+      stages.at(-1)?.instructions.push({ op: op.toUpperCase(), args });
+    }
+  }
+  return stages;
+}
+
+const seconds = (duration: string) => {
+  const match = /^(\d+)(s|m)$/.exec(duration);
+  if (!match) throw new Error(`unexpected duration ${duration}`);
+  return Number(match[1]) * (match[2] === "m" ? 60 : 1);
+};
+
+describe("compose.yaml", () => {
+  test("runs PostgreSQL, RabbitMQ, migrate, api and worker", () => {
+    expect(Object.keys(services).sort()).toEqual(["api", "migrate", "postgres", "rabbitmq", "worker"]);
+    expect(service("postgres").image).toMatch(/^postgres:16\b/);
+    expect(service("rabbitmq").image).toMatch(/^rabbitmq:3\.13/);
+  });
+
+  test("PostgreSQL and RabbitMQ have healthchecks the others wait for", () => {
+    expect(service("postgres").healthcheck?.test).toContain("pg_isready");
+    expect(service("rabbitmq").healthcheck?.test).toEqual(expect.arrayContaining(["rabbitmq-diagnostics", "ping"]));
+  });
+
+  test("migrate, api and worker are the one image, each started in its role", () => {
+    for (const role of ["migrate", "api", "worker"]) {
+      expect(service(role).image).toBe(service("api").image as string);
+      expect(service(role).build).toBe(".");
+      expect(service(role).command).toEqual([`--role=${role}`]);
+      const env = service(role).environment ?? {};
+      expect(new URL(env.DATABASE_URL as string).host).toBe("postgres:5432");
+      expect(new URL(env.AMQP_URL as string).host).toBe("rabbitmq:5672");
+    }
+  });
+
+  test("migrate waits for a healthy PostgreSQL; api and worker for migrate's success and a healthy RabbitMQ", () => {
+    expect(service("migrate").depends_on).toEqual({ postgres: { condition: "service_healthy" } });
+    for (const role of ["api", "worker"]) {
+      expect(service(role).depends_on).toEqual({
+        migrate: { condition: "service_completed_successfully" },
+        rabbitmq: { condition: "service_healthy" },
+      });
+    }
+  });
+
+  test("only the api publishes a port, 8000", () => {
+    const published = Object.entries(services).filter(([, s]) => s.ports !== undefined);
+    expect(published.map(([name]) => name)).toEqual(["api"]);
+    expect(service("api").ports).toHaveLength(1);
+    expect(service("api").ports?.[0]).toMatch(/:8000$/);
+  });
+
+  test("the worker scales (no container_name, no host port) and has time to finish a payout on stop", () => {
+    const worker = service("worker");
+    expect(worker.container_name).toBeUndefined();
+    expect(worker.ports).toBeUndefined();
+    expect(seconds(worker.stop_grace_period as string) * 1000).toBeGreaterThan(loadConfig({}).taskTimeLimitMs);
+  });
+
+  test("the image's api healthcheck is off for the roles that serve no HTTP", () => {
+    expect(service("migrate").healthcheck).toEqual({ disable: true });
+    expect(service("worker").healthcheck).toEqual({ disable: true });
+    expect(service("api").healthcheck).toBeUndefined();
+  });
+});
+
+describe("Dockerfile", () => {
+  const stages = dockerfileStages(read("Dockerfile"));
+  const [build, runtime] = stages;
+  const ops = (stage: typeof build, op: string) =>
+    (stage?.instructions ?? []).filter((i) => i.op === op).map((i) => i.args);
+
+  test("builds with the Bun of package.json from the lockfile, then runs on a slim image", () => {
+    const bunVersion = JSON.parse(read("package.json")).packageManager.split("@")[1];
+    expect(stages).toHaveLength(2);
+    expect(build?.from).toBe(`oven/bun:${bunVersion}`);
+    expect(build?.name).toBe("build");
+    expect(ops(build, "RUN")).toEqual([expect.stringContaining("bun install --frozen-lockfile"), "bun run build"]);
+    expect(runtime?.from).not.toContain("oven/bun");
+  });
+
+  test("ships the binary with drizzle/ beside it", () => {
+    const workdir = ops(runtime, "WORKDIR").at(-1) as string;
+    const copies = ops(runtime, "COPY").map((args) => {
+      const parts = args.split(/\s+/);
+      return { from: parts[0], source: parts[1], target: posix.resolve(workdir, parts[2] as string) };
+    });
+    expect(copies).toEqual([
+      { from: "--from=build", source: "/src/dist/payouts", target: "/app/payouts" },
+      { from: "--from=build", source: "/src/dist/drizzle", target: "/app/drizzle" },
+    ]);
+  });
+
+  test("runs as a non-root user, the binary as entrypoint, the api role by default", () => {
+    const user = ops(runtime, "USER").at(-1) ?? "root";
+    expect(user.split(":")[0]).not.toMatch(/^(root|0)$/);
+    expect(JSON.parse(ops(runtime, "ENTRYPOINT")[0] as string)).toEqual(["/app/payouts"]);
+    expect(JSON.parse(ops(runtime, "CMD")[0] as string)).toEqual(["--role=api"]);
+  });
+
+  test("has a HEALTHCHECK that needs no curl: the binary's --healthcheck", () => {
+    const [healthcheck] = ops(runtime, "HEALTHCHECK");
+    expect(healthcheck).toBeDefined();
+    const command = JSON.parse((healthcheck as string).slice((healthcheck as string).indexOf("CMD") + 3));
+    expect(command).toEqual(["/app/payouts", "--healthcheck"]);
+  });
+
+  test(".dockerignore keeps local installs, builds, data and secrets out of the build context", () => {
+    const patterns = read(".dockerignore")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith("#"));
+    expect(patterns[0]).toBe("*");
+    const allowed = patterns.filter((p) => p.startsWith("!")).map((p) => p.slice(1).replace(/\/$/, ""));
+    expect(allowed.sort()).toEqual(["bun.lock", "bunfig.toml", "drizzle", "package.json", "src", "tsconfig.json"]);
+  });
+});
