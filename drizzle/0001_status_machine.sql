@@ -1,5 +1,5 @@
 -- The status machine, enforced by the database itself (src/payouts/status.ts is its twin in code,
--- and test/status-machine.test.ts checks that the two agree). Any write that breaks a rule fails,
+-- and test/db/status-machine.test.ts checks that the two agree). Any write that breaks a rule fails,
 -- whoever sends it.
 CREATE FUNCTION payouts_guard_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

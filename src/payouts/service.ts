@@ -3,7 +3,7 @@ import { and, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { AppError, notFound, statusConflict } from "../errors";
-import { type CreatePayoutInput, type Payout, STATUSES, type UpdatePayoutInput } from "./model";
+import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
 import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
 import { encodeCursor, type ListQuery } from "./validation";
 
@@ -31,6 +31,12 @@ const fingerprint = (input: CreatePayoutInput) =>
   createHash("sha256")
     .update(JSON.stringify([input.amount, input.currency, input.recipient_details, input.comment]))
     .digest("hex");
+
+/** jsonb keeps keys in an order of its own: a replay puts them back, byte for byte the first response. */
+const inPayoutOrder = (stored: unknown) => {
+  const body = stored as Record<string, unknown>;
+  return Object.fromEntries(Object.keys(Payout.properties).map((field) => [field, body[field]]));
+};
 
 const CANCELLABLE_FROM = STATUSES.filter((s) => TRANSITIONS[s].includes("CANCELLED"));
 
@@ -84,7 +90,7 @@ export function payoutService(db: Db) {
         "this Idempotency-Key was first used with a different request body; nothing was created",
       );
     }
-    return { status: first.responseStatus, body: first.responseBody, replayed: true };
+    return { status: first.responseStatus, body: inPayoutOrder(first.responseBody), replayed: true };
   };
 
   return {

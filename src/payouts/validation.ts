@@ -78,7 +78,8 @@ function validateObject<T>(
   required: string[],
   readOnly: Set<string>,
 ): Validated<T> {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+  // A plain object only: an array is not one, nor a top-level number (parsed as a JsonNumber).
+  if (typeof body !== "object" || body === null || Object.getPrototypeOf(body) !== Object.prototype) {
     return { ok: false, errors: [{ field: "", message: "the body must be a JSON object" }] };
   }
   const errors: FieldError[] = [];
@@ -130,7 +131,7 @@ export type ListQuery = {
   createdBefore?: Date;
 };
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const isUuid = (s: string) => UUID.test(s);
@@ -141,13 +142,29 @@ export function encodeCursor(cursor: Cursor): string {
 
 function decodeCursor(raw: string): Cursor | undefined {
   const [at, id, ...rest] = Buffer.from(raw, "base64url").toString().split("|");
-  if (rest.length > 0 || !at || !id || !isUuid(id) || !RFC3339.test(at)) return undefined;
-  return { createdAt: new Date(at), id: id.toLowerCase() };
+  const createdAt = at === undefined ? undefined : instant(at);
+  if (rest.length > 0 || !createdAt || !id || !isUuid(id)) return undefined;
+  return { createdAt, id: id.toLowerCase() };
 }
 
+/**
+ * The instant an RFC 3339 timestamp names. Date alone rolls 2026-02-30 over into March and drops
+ * the digits past the millisecond; timestamps are stored in whole milliseconds, so a finer bound
+ * is rounded up to the next one, which selects exactly the rows the exact bound would.
+ */
 function instant(raw: string): Date | undefined {
-  const date = new Date(raw);
-  return RFC3339.test(raw) && !Number.isNaN(date.getTime()) ? date : undefined;
+  const match = RFC3339.exec(raw);
+  if (!match) return undefined;
+  const field = (i: number) => Number(match[i] ?? 0);
+  const [year, month, day] = [field(1), field(2), field(3)];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return undefined;
+  if (field(4) > 23 || field(5) > 59 || field(6) > 59 || field(8) > 23 || field(9) > 59) return undefined;
+  const fraction = match[7] ?? "";
+  const wholeMs = Date.parse(raw.replace(fraction, ""));
+  if (Number.isNaN(wholeMs)) return undefined;
+  const ms = Number(fraction.slice(1, 4).padEnd(3, "0")) + (/[1-9]/.test(fraction.slice(4)) ? 1 : 0);
+  return new Date(wholeMs + ms);
 }
 
 const queryChecks: Record<string, (raw: string, q: ListQuery) => string | undefined> = {

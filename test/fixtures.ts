@@ -1,0 +1,80 @@
+// Payouts in a given state, and the database reads that tests assert on. Statuses are reached by
+// the only paths the status machine's trigger allows, written directly in SQL as the worker would.
+import { type SQL, sql } from "drizzle-orm";
+import postgres from "postgres";
+import type { Database } from "../src/db/client";
+import type { Status } from "../src/payouts/model";
+import type { testApi } from "./helpers";
+
+type Api = ReturnType<typeof testApi>;
+
+export const validBody = {
+  amount: "1500.00",
+  currency: "RUB",
+  recipient_details: "40817810099910004312, BIC 044525225",
+};
+
+export const problemType = "application/problem+json";
+
+/** Creates a payout through the api and returns its body. */
+export async function createPayout(api: Api, overrides: Record<string, unknown> = {}) {
+  const created = await api.request("POST", "/api/payouts/", { ...validBody, ...overrides });
+  if (created.status !== 201) throw new Error(`create failed: ${created.status} ${created.text}`);
+  return created.body as { id: string; status: Status; [field: string]: unknown };
+}
+
+const PATHS: Record<Status, string[]> = {
+  NEW: [],
+  PROCESSING: ["status = 'PROCESSING'"],
+  COMPLETED: ["status = 'PROCESSING'", "status = 'COMPLETED', processed_at = now()"],
+  FAILED: ["status = 'PROCESSING'", "status = 'FAILED', failure_reason = 'gateway refused', processed_at = now()"],
+  CANCELLED: ["status = 'CANCELLED'"],
+};
+
+/** Moves a NEW payout to `status` with the SQL updates the status machine allows. */
+export async function moveTo(database: Database, id: string, status: Status): Promise<void> {
+  for (const set of PATHS[status]) {
+    await database.db.execute(sql`UPDATE payouts SET ${sql.raw(set)} WHERE id = ${id}`);
+  }
+}
+
+/** Rows of a raw SQL statement on the api's own database handle. */
+export async function query<T = Record<string, unknown>>(database: Database, statement: SQL): Promise<T[]> {
+  return (await database.db.execute(statement)) as unknown as T[];
+}
+
+const iso = (column: string) => sql.raw(`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
+
+/** The payout's row as PostgreSQL holds it: amount as text, timestamps in the api's ISO format. */
+export async function payoutRow(database: Database, id: string) {
+  const rows = await query<Record<string, string | number | null>>(
+    database,
+    sql`SELECT id, amount::text AS amount, currency::text AS currency, recipient_details, comment, status::text AS status,
+               failure_reason, attempts, ${iso("published_at")} AS published_at, ${iso("created_at")} AS created_at,
+               ${iso("updated_at")} AS updated_at, ${iso("processed_at")} AS processed_at
+        FROM payouts WHERE id = ${id}`,
+  );
+  return rows[0];
+}
+
+export async function countRows(database: Database, table: "payouts" | "idempotency_keys"): Promise<number> {
+  const [row] = await query<{ n: number }>(database, sql`SELECT count(*)::int AS n FROM ${sql.identifier(table)}`);
+  return row?.n ?? 0;
+}
+
+/** Creates an empty database for a test that needs one of its own; `drop` removes it. */
+export async function scratchDatabase(prefix: string) {
+  const adminUrl = process.env.TEST_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const name = `${prefix}_${process.pid}_${Date.now()}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE "${name}"`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
