@@ -15,24 +15,36 @@ function errorFields(value: unknown): unknown {
   return { name: value.name, message: value.message, stack: value.stack };
 }
 
+/** Where finished lines go: warn and error to stderr, the rest to stdout. Tests pass their own. */
+export type LogSink = (line: string, level: LogLevel) => void;
+
+const stdio: LogSink = (line, level) =>
+  (level === "error" || level === "warn" ? process.stderr : process.stdout).write(line);
+
 /**
  * Structured logs: one JSON object per line (production), or a readable line (development).
  * Errors under the key `err` are expanded so that their stack is kept.
  */
-export function createLogger(level: LogLevel, format: "json" | "pretty", base: Fields = {}): Logger {
+export function createLogger(
+  level: LogLevel,
+  format: "json" | "pretty",
+  base: Fields = {},
+  sink: LogSink = stdio,
+): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
   const write = (lvl: LogLevel, msg: string, fields?: Fields) => {
     if (LOG_LEVELS.indexOf(lvl) < threshold) return;
     const all: Fields = { ...base, ...fields };
     if ("err" in all) all.err = errorFields(all.err);
-    const out = lvl === "error" || lvl === "warn" ? process.stderr : process.stdout;
     if (format === "json") {
-      out.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...all })}\n`);
+      sink(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...all })}\n`, lvl);
     } else {
+      // Like JSON, a field that is undefined is left out.
       const rest = Object.entries(all)
+        .filter(([, v]) => v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
         .join(" ");
-      out.write(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${rest ? ` ${rest}` : ""}\n`);
+      sink(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${rest ? ` ${rest}` : ""}\n`, lvl);
     }
   };
   return {
@@ -40,6 +52,6 @@ export function createLogger(level: LogLevel, format: "json" | "pretty", base: F
     info: (msg, fields) => write("info", msg, fields),
     warn: (msg, fields) => write("warn", msg, fields),
     error: (msg, fields) => write("error", msg, fields),
-    child: (fields) => createLogger(level, format, { ...base, ...fields }),
+    child: (fields) => createLogger(level, format, { ...base, ...fields }, sink),
   };
 }

@@ -2,10 +2,12 @@ import { Elysia } from "elysia";
 import type { Database } from "../db/client";
 import { AppError } from "../errors";
 import type { Logger } from "../log";
+import { metricsResponse, registry } from "../metrics";
 import { payoutService } from "../payouts/service";
 import { openapiDocs, swaggerHtml } from "./openapi";
 import { payoutRoutes } from "./payouts";
 import { problemResponse, toProblem } from "./problem";
+import { payoutIdParam, REQUEST_ID_HEADER, requestLog } from "./request-log";
 
 export type ApiDeps = {
   database: Database;
@@ -22,6 +24,7 @@ const KNOWN_PATHS: [RegExp, string][] = [
   [/^\/api\/payouts\/[^/]+\/?$/, "GET, PATCH, DELETE"],
   [/^\/swagger(\/json)?\/?$/, "GET"],
   [/^\/health\/(live|ready)\/?$/, "GET"],
+  [/^\/metrics\/?$/, "GET"],
 ];
 
 function notFoundOrNotAllowed(request: Request): Response {
@@ -45,12 +48,27 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
   const app = new Elysia()
-    .onError(({ code, error, request }) => {
-      if (code === "NOT_FOUND") return notFoundOrNotAllowed(request);
-      if (code === "PARSE") {
-        return problemResponse(new AppError(400, "invalid_json", "Invalid JSON", "the body could not be parsed"));
-      }
-      return toProblem(error, log, { method: request.method, path: new URL(request.url).pathname });
+    .use(requestLog(log))
+    .onError(({ code, error, request, route, params, set }) => {
+      const problem = () => {
+        if (code === "NOT_FOUND") return notFoundOrNotAllowed(request);
+        if (code === "PARSE") {
+          // Elysia wraps whatever the body reader throws in its ParseError: a 413 or 415 stays one.
+          if (error.cause instanceof AppError) return problemResponse(error.cause);
+          return problemResponse(new AppError(400, "invalid_json", "Invalid JSON", "the body could not be parsed"));
+        }
+        return toProblem(error, log, {
+          request_id: set.headers[REQUEST_ID_HEADER],
+          method: request.method,
+          route,
+          path: new URL(request.url).pathname,
+          payout_id: payoutIdParam(params),
+        });
+      };
+      const response = problem();
+      // Elysia does not record a Response returned here: the request log reads its status from set.
+      set.status = response.status;
+      return response;
     })
     .use(openapiDocs)
     .get(
@@ -71,6 +89,8 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
         broker: brokerConnected() ? "up" : "down",
       };
     })
+    // Prometheus text format; in role `all` it includes the in-process worker's metrics.
+    .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
     .use(payoutRoutes(payoutService(database.db), onCreated));
   handle = app.handle;
   return app;

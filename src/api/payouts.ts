@@ -1,5 +1,6 @@
 import { Elysia, t } from "elysia";
 import { notFound, validationFailed } from "../errors";
+import { payoutStatusChanges, payoutsCreated } from "../metrics";
 import { IDEMPOTENCY_KEY_MAX } from "../payouts/model";
 import type { PayoutService } from "../payouts/service";
 import { isUuid, validateCreate, validateListQuery, validateUpdate } from "../payouts/validation";
@@ -39,7 +40,10 @@ const json = (body: unknown, status: number, headers: Record<string, string> = {
  */
 export function payoutRoutes(service: PayoutService, onCreated: (id: string) => void) {
   return new Elysia({ name: "payouts" })
-    .onParse(({ request }) => readJsonBody(request))
+    .onParse(({ request }) => {
+      // DELETE takes no body: a client need not send a Content-Type to delete.
+      if (request.method !== "DELETE") return readJsonBody(request);
+    })
     .post(
       "/api/payouts/",
       async ({ request, body }) => {
@@ -52,6 +56,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
           return json(result.body, result.status, { location, "idempotent-replayed": "true" });
         }
         onCreated(result.payout.id);
+        payoutsCreated.inc();
         return json(result.payout, 201, { location: `/api/payouts/${result.payout.id}/` });
       },
       { detail: docs.create },
@@ -75,7 +80,10 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
         const id = payoutId(params.id);
         const input = validateUpdate(body);
         if (!input.ok) throw validationFailed(input.errors);
-        return json(await service.update(id, input.value), 200);
+        const updated = await service.update(id, input.value);
+        // The update succeeded, so the payout was NEW: the status did change.
+        if (input.value.status === "CANCELLED") payoutStatusChanges.inc({ status: "CANCELLED" });
+        return json(updated, 200);
       },
       { params: IdParam, detail: docs.update },
     )

@@ -1,0 +1,66 @@
+import { Elysia, StatusMap } from "elysia";
+import type { Logger } from "../log";
+import { httpRequestDuration } from "../metrics";
+import { isUuid } from "../payouts/validation";
+
+export const REQUEST_ID_HEADER = "x-request-id";
+const REQUEST_ID = /^[\x21-\x7E]{1,128}$/;
+
+/** The client's X-Request-Id when it is 1 to 128 visible ASCII characters, else a new UUID. */
+export function requestId(headers: Headers): string {
+  const given = headers.get(REQUEST_ID_HEADER);
+  return given !== null && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+}
+
+// Anything else a client sends is counted as "other": label values must stay few.
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const CREATED_LOCATION = /^\/api\/payouts\/([0-9a-f-]{36})\/$/;
+
+type Status = number | keyof typeof StatusMap;
+
+/** The payout a route's `:id` names, for log lines; undefined when it is not a payout id. */
+export const payoutIdParam = (params: Record<string, string | undefined> | undefined): string | undefined =>
+  typeof params?.id === "string" && isUuid(params.id) ? params.id.toLowerCase() : undefined;
+
+/**
+ * Every request gets an id (X-Request-Id, echoed on every response: Elysia merges `set.headers`
+ * into handler and onError responses alike), one log line and one observation of
+ * http_request_duration_seconds. The line names the route pattern and the raw path, never the
+ * query or the body: they may carry recipient details.
+ */
+export function requestLog(log: Logger) {
+  const started = new WeakMap<Request, number>();
+  return new Elysia()
+    .onRequest(({ request, set }) => {
+      started.set(request, performance.now());
+      set.headers[REQUEST_ID_HEADER] = requestId(request.headers);
+    })
+    .onAfterResponse({ as: "global" }, ({ request, route, params, set, responseValue }) => {
+      const seconds = (performance.now() - (started.get(request) ?? performance.now())) / 1000;
+      // A handler's Response carries its status; an onError response is recorded in set.status.
+      const raw: Status = responseValue instanceof Response ? responseValue.status : (set.status ?? 200);
+      const status = typeof raw === "number" ? raw : StatusMap[raw];
+      const method = METHODS.has(request.method) ? request.method : "other";
+      const pattern = route || "unmatched";
+      httpRequestDuration.observe(seconds, { method, route: pattern, status: `${status}` });
+
+      const url = request.url;
+      const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+      const queryStart = url.indexOf("?", pathStart);
+      // The payout a request is about: its path's id, or the one a create answered with.
+      const payoutId =
+        payoutIdParam(params) ??
+        (responseValue instanceof Response && request.method === "POST"
+          ? CREATED_LOCATION.exec(responseValue.headers.get("location") ?? "")?.[1]
+          : undefined);
+      log.info("request", {
+        request_id: set.headers[REQUEST_ID_HEADER],
+        method: request.method,
+        route: pattern,
+        path: url.slice(pathStart, queryStart === -1 ? undefined : queryStart),
+        status,
+        duration_ms: Math.round(seconds * 10_000) / 10,
+        ...(payoutId ? { payout_id: payoutId } : {}),
+      });
+    });
+}
