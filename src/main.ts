@@ -1,15 +1,18 @@
 import { createApp } from "./api/app";
+import { apiIsReady } from "./api/healthcheck";
+import { compiledBinary } from "./binary";
 import { type Config, ConfigError, loadConfig, ROLES, type Role } from "./config";
 import { connectPostgres, type Database, openPglite } from "./db/client";
 import { migratePglite, migratePostgres } from "./db/migrate";
 import { simulatedGateway } from "./gateway/simulated";
 import { createLogger, type Logger } from "./log";
+import { metricsResponse, registry } from "./metrics";
 import { memoryQueue } from "./queue/memory";
 import { createOutbox, recoverInProcess } from "./queue/outbox";
 import type { Consumer, Publisher } from "./queue/port";
 import { rabbitConsumer, rabbitPublisher } from "./queue/rabbitmq";
 import { createProcessor, retryDelays } from "./worker/processor";
-import { startWorkerThreads } from "./worker/supervisor";
+import { startWorkerThreads, type WorkerThreads } from "./worker/supervisor";
 
 /** `--role=api` or `--role api`; `all` when absent. */
 export function parseRole(argv: string[]): Role {
@@ -79,13 +82,41 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
   return {
     outbox,
     async stop() {
+      // Bun's graceful server.stop(): no new connections, idle keep-alive ones closed, and it
+      // resolves once every request in flight has its response (test/ops/shutdown.test.ts).
+      // Requests are bounded by the database's statement timeout, so this cannot hang.
       await app.stop();
       await outbox.stop();
     },
   };
 }
 
+/**
+ * The worker role's /metrics on METRICS_PORT: this process's registry, with every thread's report.
+ * A port that cannot be bound (another worker on this host has it) is logged, not fatal: payouts
+ * matter more than their metrics, and the scrape target going down shows it.
+ */
+function serveWorkerMetrics(config: Config, threads: WorkerThreads, log: Logger) {
+  try {
+    const server = Bun.serve({
+      hostname: config.host,
+      port: config.metricsPort,
+      async fetch(request) {
+        if (!/^\/metrics\/?$/.test(new URL(request.url).pathname)) return new Response("not found\n", { status: 404 });
+        await threads.collectMetrics();
+        return metricsResponse(registry);
+      },
+    });
+    log.info("worker metrics listening", { host: config.host, port: server.port });
+    return server;
+  } catch (err) {
+    log.error("worker metrics not served: METRICS_PORT cannot be bound", { port: config.metricsPort, err });
+    return undefined;
+  }
+}
+
 async function main() {
+  if (Bun.argv.includes("--healthcheck")) process.exit((await apiIsReady(loadConfig())) ? 0 : 1);
   const role = parseRole(Bun.argv.slice(2));
   const config = loadConfig();
   const log = createLogger(config.logLevel, config.logFormat, { role });
@@ -119,15 +150,23 @@ async function main() {
       const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
       outbox.start();
       const threads = startWorkerThreads(config.workerThreads, log);
+      const metrics = serveWorkerMetrics(config, threads, log);
       onShutdown(log, async () => {
         await threads.stop();
         await outbox.stop();
         await publisher.close();
         await database.close();
+        await metrics?.stop(true);
       });
       break;
     }
     case "all": {
+      if (!config.databaseUrl && compiledBinary) {
+        // PGlite loads its WebAssembly and data files from node_modules, which the binary lacks.
+        throw new ConfigError(
+          "--role=all needs DATABASE_URL in the compiled binary: the embedded PGlite database runs only from source (bun run start)",
+        );
+      }
       const database = config.databaseUrl
         ? connectPostgres(config.databaseUrl, config.dbPoolSize, "payouts")
         : await openPglite(config.dataDir);

@@ -16,14 +16,21 @@ export async function resetDatabase(database: Database): Promise<void> {
 }
 
 /**
- * The api in-process (no socket): `handedOff` records the ids given to processing, in order.
+ * The api in-process (no socket): `handedOff` records the ids given to processing, in order;
+ * `onCreated` also gives them to a real outbox when a test processes them.
  */
-export function testApi(database: Database, options: { brokerConnected?: boolean } = {}) {
+export function testApi(
+  database: Database,
+  options: { brokerConnected?: boolean; onCreated?: (id: string) => void } = {},
+) {
   const handedOff: string[] = [];
   const app = createApp({
     database,
     log,
-    onCreated: (id) => handedOff.push(id),
+    onCreated: (id) => {
+      handedOff.push(id);
+      options.onCreated?.(id);
+    },
     brokerConnected: () => options.brokerConnected ?? true,
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {

@@ -26,6 +26,8 @@ rabbitmqctl("add_vhost", vhost);
 rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*");
 process.env.AMQP_URL = `${amqpBase}/${vhost}`;
 process.env.LOG_LEVEL ??= "error";
+// Several workers run at once in some tests: each takes a free port for its metrics.
+process.env.METRICS_PORT ??= "0";
 
 afterAll(async () => {
   rabbitmqctl("delete_vhost", vhost);

@@ -1,4 +1,5 @@
 import type { Logger } from "../log";
+import { workerInFlight } from "../metrics";
 import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from "./port";
 
 // A handler that threw (the database is down, say) gets its message back after this long.
@@ -35,6 +36,7 @@ export function memoryQueue(concurrency: number, log: Logger): { publisher: Publ
       later(REQUEUE_AFTER_MS, { ...delivery, redelivered: true });
     } finally {
       inFlight--;
+      workerInFlight.dec();
       if (inFlight === 0) drained?.();
       pump();
     }
@@ -44,6 +46,7 @@ export function memoryQueue(concurrency: number, log: Logger): { publisher: Publ
     while (handler && !closed && inFlight < concurrency && waiting.length > 0) {
       const delivery = waiting.shift() as Delivery;
       inFlight++;
+      workerInFlight.inc();
       void run(delivery, handler);
     }
   }

@@ -1,5 +1,6 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
 import type { Logger } from "../log";
+import { workerInFlight } from "../metrics";
 import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from "./port";
 
 export const QUEUE = "payouts";
@@ -11,6 +12,7 @@ export const retryQueue = (delayMs: number) => `payouts.retry.${delayMs}ms`;
 const DELIVERY_LIMIT = 20;
 // A handler that threw (the database is down, say) hands its message back after this long.
 const REQUEUE_AFTER_MS = 1000;
+const CONFIRM_TIMEOUT_MS = 10_000;
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5000;
 
@@ -72,6 +74,13 @@ class RabbitConnection {
     if (this.closing) return;
     try {
       const connection = await amqp.connect(this.url);
+      // close() ran while this was connecting and found nothing to close: a consumer set up now
+      // would take messages after its owner stopped.
+      if (this.closing) {
+        await connection.close().catch(() => {});
+        return;
+      }
+      this.connection = connection;
       connection.on("error", (err) => this.log.warn("broker connection error", { err }));
       connection.on("close", () => this.lost());
       const channel = await connection.createConfirmChannel();
@@ -79,7 +88,6 @@ class RabbitConnection {
       channel.on("close", () => {
         if (this.channel === channel) void connection.close().catch(() => {});
       });
-      this.connection = connection;
       await this.setup(channel);
       this.channel = channel;
       this.delay = RECONNECT_MIN_MS;
@@ -94,7 +102,8 @@ class RabbitConnection {
   }
 
   private lost() {
-    if (!this.channel && !this.connection) return;
+    // Lost before setup finished: setup fails and connect() schedules the retry, only once.
+    if (!this.channel) return;
     this.channel = undefined;
     this.connection = undefined;
     if (this.closing) return;
@@ -118,13 +127,24 @@ class RabbitConnection {
   }
 }
 
+/**
+ * Publishes one persistent message and resolves when the broker confirmed it. A broker that
+ * accepts the connection but stops answering must not stall the caller (the relay holds row
+ * locks meanwhile): past CONFIRM_TIMEOUT_MS the publish counts as failed and is tried again later;
+ * should the broker confirm it after all, the duplicate finds nothing to claim.
+ */
 function send(channel: ConfirmChannel, queue: string, message: PayoutMessage): Promise<void> {
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the broker did not confirm in time")), CONFIRM_TIMEOUT_MS);
     channel.sendToQueue(
       queue,
       Buffer.from(JSON.stringify(message)),
       { persistent: true, contentType: "application/json", messageId: message.id },
-      (err) => (err ? reject(err) : resolve()),
+      (err) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      },
     );
   });
 }
@@ -206,6 +226,7 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
       return;
     }
     inFlight++;
+    workerInFlight.inc();
     try {
       const { retryAfterMs } = await handle({ ...message, redelivered: msg.fields.redelivered });
       if (retryAfterMs !== undefined) {
@@ -214,11 +235,21 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
       }
       settle(() => channel.ack(msg));
     } catch (err) {
-      log.error("processing failed; the message is handed back", { payout_id: message.id, err });
-      await Bun.sleep(REQUEUE_AFTER_MS);
-      settle(() => channel.nack(msg, false, true));
+      // The database is down, say. The message goes to the first retry queue rather than back to
+      // the head of `payouts`: a requeue counts against the delivery limit, and an outage longer
+      // than 20 requeues would dead-letter payouts that nothing publishes again. Only if that
+      // publish fails too is the message handed back.
+      log.error("processing failed; will try again", { payout_id: message.id, err });
+      try {
+        await send(channel, retryQueue(options.retryDelays[0] ?? REQUEUE_AFTER_MS), { id: message.id, resume: true });
+        settle(() => channel.ack(msg));
+      } catch {
+        await Bun.sleep(REQUEUE_AFTER_MS);
+        settle(() => channel.nack(msg, false, true));
+      }
     } finally {
       inFlight--;
+      workerInFlight.dec();
       if (inFlight === 0) drained?.();
     }
   };
@@ -235,6 +266,9 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
           QUEUE,
           (msg) => {
             if (msg) void onMessage(channel, msg, handle);
+            // The broker cancelled the subscription (the queue was deleted, say): without this the
+            // thread would live on deaf. Reconnecting declares the queue and subscribes again.
+            else void channel.close().catch(() => {});
           },
           { noAck: false },
         );

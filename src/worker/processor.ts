@@ -1,8 +1,9 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { payouts } from "../db/schema";
+import { type PayoutRow, payouts } from "../db/schema";
 import { type Payment, type PayoutGateway, TemporaryGatewayError } from "../gateway/port";
 import type { Logger } from "../log";
+import { gatewayCallDuration, payoutRetries, payoutStatusChanges } from "../metrics";
 import type { Status } from "../payouts/model";
 import type { Delivery, HandlerResult } from "../queue/port";
 
@@ -12,12 +13,20 @@ export type ProcessorOptions = {
   taskTimeLimitMs: number;
 };
 
-/** Delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ... */
-export const retryDelayMs = (baseMs: number, attempt: number) => baseMs * 2 ** (attempt - 1);
+// The backoff stops growing here. Each delay is a retry queue's TTL, and RabbitMQ refuses a TTL of
+// years: uncapped, a MAX_ATTEMPTS of a few dozen would fail the topology on every connect.
+const MAX_RETRY_DELAY_MS = 3_600_000;
 
-/** Every retry delay a payout can wait, for the broker's retry queues. */
+/** Delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ..., at most an hour. */
+export const retryDelayMs = (baseMs: number, attempt: number) =>
+  Math.min(baseMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+
+/**
+ * Every retry delay a payout can wait, for the broker's retry queues; never empty, since a message
+ * whose handler failed waits out the first delay too, even with MAX_ATTEMPTS=1.
+ */
 export const retryDelays = (options: ProcessorOptions) =>
-  Array.from({ length: options.maxAttempts - 1 }, (_, i) => retryDelayMs(options.retryBaseDelayMs, i + 1));
+  Array.from({ length: Math.max(1, options.maxAttempts - 1) }, (_, i) => retryDelayMs(options.retryBaseDelayMs, i + 1));
 
 /**
  * One message, one payout: claim it, pay it through the gateway, record the outcome. Every status
@@ -26,11 +35,14 @@ export const retryDelays = (options: ProcessorOptions) =>
  * returns, that is after the outcome is committed.
  */
 export function createProcessor(db: Db, gateway: PayoutGateway, options: ProcessorOptions, log: Logger) {
-  const finish = async (id: string, status: Status, failureReason: string | null) => {
+  // Conditional on the claim's attempt too: once a redelivered message has taken the payout over,
+  // only the new holder writes the outcome. A taken-over worker whose call failed must not write
+  // FAILED while the new holder's call may still move the money.
+  const finish = async (claimed: PayoutRow, status: Status, failureReason: string | null) => {
     const [row] = await db
       .update(payouts)
       .set({ status, failureReason, processedAt: sql`now()`, updatedAt: sql`now()` })
-      .where(and(eq(payouts.id, id), eq(payouts.status, "PROCESSING")))
+      .where(and(eq(payouts.id, claimed.id), eq(payouts.status, "PROCESSING"), eq(payouts.attempts, claimed.attempts)))
       .returning({ id: payouts.id });
     return row !== undefined;
   };
@@ -72,17 +84,24 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
     }
     const attempt = claimed.attempts;
     plog.info("payout status changed", { status: "PROCESSING", attempt });
+    payoutStatusChanges.inc({ status: "PROCESSING" });
 
+    const callStarted = performance.now();
     const result = await callGateway(claimed);
+    gatewayCallDuration.observe((performance.now() - callStarted) / 1000, {
+      outcome: result instanceof TemporaryGatewayError ? "failure" : "success",
+    });
     if (!(result instanceof TemporaryGatewayError)) {
-      if (await finish(claimed.id, "COMPLETED", null)) {
+      if (await finish(claimed, "COMPLETED", null)) {
         plog.info("payout status changed", { status: "COMPLETED", attempt, reference: result.reference });
+        payoutStatusChanges.inc({ status: "COMPLETED" });
       }
       return {};
     }
 
     if (attempt < options.maxAttempts) {
       const retryAfterMs = retryDelayMs(options.retryBaseDelayMs, attempt);
+      payoutRetries.inc();
       plog.warn("gateway attempt failed; will retry", {
         attempt,
         retry_after_ms: retryAfterMs,
@@ -93,14 +112,16 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
     // Before giving up, ask whether an unanswered call paid after all: FAILED must mean no money moved.
     const payment = await gateway.lookup(claimed.id);
     if (payment) {
-      if (await finish(claimed.id, "COMPLETED", null)) {
+      if (await finish(claimed, "COMPLETED", null)) {
         plog.info("payout status changed", { status: "COMPLETED", attempt, reference: payment.reference });
+        payoutStatusChanges.inc({ status: "COMPLETED" });
       }
       return {};
     }
     const reason = `gateway failed ${attempt} times; last error: ${result.message}`;
-    if (await finish(claimed.id, "FAILED", reason)) {
+    if (await finish(claimed, "FAILED", reason)) {
       plog.warn("payout status changed", { status: "FAILED", attempt, failure_reason: reason });
+      payoutStatusChanges.inc({ status: "FAILED" });
     }
     return {};
   };

@@ -1,6 +1,13 @@
+import { compiledBinary } from "../binary";
 import type { Logger } from "../log";
+import { type MetricsReport, registry } from "../metrics";
 
 const RESTART_DELAY_MS = 1000;
+
+// From source, thread.ts sits beside this file. The compiled binary holds it as a second entry
+// point (see the build script), at its path under src/ in the embedded filesystem, while this
+// module is bundled into the main entry at that filesystem's root.
+const THREAD_ENTRY = new URL(compiledBinary ? "./worker/thread.ts" : "./thread.ts", import.meta.url).href;
 
 /**
  * Starts `count` worker threads and keeps them running: a thread that dies is replaced. stop()
@@ -9,13 +16,27 @@ const RESTART_DELAY_MS = 1000;
 export function startWorkerThreads(count: number, log: Logger) {
   const threads = new Set<Worker>();
   let stopping = false;
+  // Metrics scrapes waiting for a thread's report: called when it reports or exits.
+  const waiting = new Map<Worker, (() => void)[]>();
+  const reported = (thread: Worker) => {
+    for (const done of waiting.get(thread) ?? []) done();
+    waiting.delete(thread);
+  };
 
   const spawn = (index: number) => {
-    const thread = new Worker(new URL("./thread.ts", import.meta.url).href);
+    const thread = new Worker(THREAD_ENTRY);
     threads.add(thread);
     thread.addEventListener("error", (event) => log.error("worker thread error", { index, err: event.message }));
+    thread.addEventListener("message", (event) => {
+      if (event.data?.type !== "metrics") return;
+      registry.absorb(event.data.report as MetricsReport, thread);
+      reported(thread);
+    });
     thread.addEventListener("close", (event) => {
       threads.delete(thread);
+      // Its counts stay in the registry; its gauges (payouts in flight) went with it.
+      registry.forget(thread);
+      reported(thread);
       if (stopping) return;
       log.error("worker thread exited; restarting", { index, code: (event as CloseEvent).code });
       setTimeout(() => spawn(index), RESTART_DELAY_MS);
@@ -28,6 +49,21 @@ export function startWorkerThreads(count: number, log: Logger) {
   return {
     get size() {
       return threads.size;
+    },
+    /**
+     * Asks every thread for its metrics and waits for the answers, which land in this process's
+     * registry. A thread that has not answered within `timeoutMs` is left out of this scrape; its
+     * counts arrive with a later answer, none is lost.
+     */
+    async collectMetrics(timeoutMs = 1000): Promise<void> {
+      const answers = [...threads].map(
+        (thread) =>
+          new Promise<void>((resolve) => {
+            waiting.set(thread, [...(waiting.get(thread) ?? []), resolve]);
+            thread.postMessage({ type: "metrics" });
+          }),
+      );
+      await Promise.race([Promise.all(answers), Bun.sleep(timeoutMs)]);
     },
     async stop(): Promise<void> {
       stopping = true;
@@ -50,3 +86,5 @@ export function startWorkerThreads(count: number, log: Logger) {
     },
   };
 }
+
+export type WorkerThreads = ReturnType<typeof startWorkerThreads>;

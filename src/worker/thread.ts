@@ -5,6 +5,7 @@ import { loadConfig } from "../config";
 import { connectPostgres } from "../db/client";
 import { simulatedGateway } from "../gateway/simulated";
 import { createLogger } from "../log";
+import { registry } from "../metrics";
 import { rabbitConsumer } from "../queue/rabbitmq";
 import { createProcessor, retryDelays } from "./processor";
 
@@ -37,8 +38,12 @@ await consumer.start(createProcessor(database.db, gateway, processorOptions, log
 self.postMessage({ type: "started" });
 
 self.onmessage = async (event: MessageEvent) => {
+  // The supervisor's metrics endpoint asks on every scrape: this thread's counts since the last
+  // answer, and its gauges.
+  if (event.data?.type === "metrics") self.postMessage({ type: "metrics", report: registry.drain() });
   if (event.data?.type !== "stop") return;
   await consumer.close();
   await database.close();
+  self.postMessage({ type: "metrics", report: registry.drain() });
   self.postMessage({ type: "stopped" });
 };

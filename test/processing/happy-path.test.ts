@@ -1,0 +1,37 @@
+import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
+import { resetDatabase, testDatabase } from "../helpers";
+import { type Broker, ledger, openBroker, reaches, startApi, startWorker, stopEverything } from "./harness";
+
+const database = testDatabase();
+let broker: Broker;
+
+beforeAll(async () => {
+  broker = await openBroker();
+});
+beforeEach(async () => {
+  await broker.purge();
+  await resetDatabase(database);
+});
+afterEach(stopEverything);
+afterAll(async () => {
+  await broker.close();
+  await database.close();
+});
+
+test("a created payout goes through RabbitMQ to a worker and ends COMPLETED, paid once", async () => {
+  const api = await startApi(database);
+  await startWorker(broker);
+
+  const id = await api.create();
+
+  const done = await reaches(database, id, "COMPLETED");
+  expect(done.processedAt).toBeInstanceOf(Date);
+  expect(done.failureReason).toBeNull();
+  expect(done.attempts).toBe(1);
+  expect(done.publishedAt).toBeInstanceOf(Date);
+  expect(await ledger(database, id)).toEqual({ payments: 1, calls: 1 });
+
+  const read = await api.request("GET", `/api/payouts/${id}/`);
+  expect(read.body).toMatchObject({ id, status: "COMPLETED", failure_reason: null });
+  expect(read.body.processed_at).toBe(done.processedAt?.toISOString());
+});

@@ -1,0 +1,88 @@
+// The outbox's relay on the real database and broker: what it publishes, when, and how often.
+import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
+import { isNull, sql } from "drizzle-orm";
+import { payouts } from "../../src/db/schema";
+import { QUEUE } from "../../src/queue/rabbitmq";
+import { eventually, resetDatabase, testDatabase } from "../helpers";
+import {
+  type Broker,
+  insertPayout,
+  ledger,
+  openBroker,
+  payout,
+  reaches,
+  startOutbox,
+  startPublisher,
+  startWorker,
+  stopEverything,
+} from "./harness";
+
+const database = testDatabase(10);
+let broker: Broker;
+
+beforeAll(async () => {
+  broker = await openBroker();
+});
+beforeEach(async () => {
+  await broker.purge();
+  await resetDatabase(database);
+});
+afterEach(stopEverything);
+afterAll(async () => {
+  await broker.close();
+  await database.close();
+});
+
+const ago = (seconds: number) => sql`now() - make_interval(secs => ${seconds})`;
+
+test("the relay publishes a payout that the hand-off missed once its grace is over, and leaves a younger one to the hand-off", async () => {
+  const outbox = startOutbox(database, await startPublisher(), { graceMs: 5000 });
+  const missed = await insertPayout(database, { createdAt: ago(10) });
+  const young = await insertPayout(database);
+
+  expect(await outbox.relayOnce()).toBe(1);
+  expect((await payout(database, missed.id)).publishedAt).toBeInstanceOf(Date);
+  expect((await payout(database, young.id)).publishedAt).toBeNull();
+  expect((await broker.depth(QUEUE)).messages).toBe(1);
+  expect(await outbox.relayOnce()).toBe(0);
+});
+
+test("relays on several replicas at once publish each payout exactly once", async () => {
+  const publisher = await startPublisher();
+  const relays = [1, 2, 3].map(() => startOutbox(database, publisher));
+  await database.db.execute(sql`
+    INSERT INTO payouts (id, amount, currency, recipient_details, created_at)
+    SELECT gen_random_uuid(), 1, 'USD', 'x', now() - interval '1 minute' FROM generate_series(1, 1200)`);
+
+  const published = await Promise.all(
+    relays.map(async (relay) => {
+      let total = 0;
+      for (let n = await relay.relayOnce(); n > 0; n = await relay.relayOnce()) total += n;
+      return total;
+    }),
+  );
+
+  expect(published.reduce((a, b) => a + b, 0)).toBe(1200);
+  await eventually(async () => (await broker.depth(QUEUE)).messages === 1200);
+  expect(await database.db.$count(payouts, isNull(payouts.publishedAt))).toBe(0);
+}, 30_000);
+
+test("a PROCESSING payout whose message was lost is published again for takeover and completes, paid once", async () => {
+  const outbox = startOutbox(database, await startPublisher(), { stuckAfterMs: 60_000 });
+  const stuck = await insertPayout(database, {
+    status: "PROCESSING",
+    attempts: 1,
+    createdAt: ago(600),
+    updatedAt: ago(300),
+    publishedAt: ago(600),
+  });
+  const held = await insertPayout(database, { status: "PROCESSING", attempts: 1, publishedAt: ago(1) });
+  await startWorker(broker);
+
+  expect(await outbox.relayOnce()).toBe(1);
+  const done = await reaches(database, stuck.id, "COMPLETED");
+  expect(done.attempts).toBe(2);
+  expect(await ledger(database, stuck.id)).toEqual({ payments: 1, calls: 1 });
+  // A recent holder is left alone.
+  expect(await payout(database, held.id)).toEqual(held);
+});

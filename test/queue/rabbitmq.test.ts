@@ -1,0 +1,165 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import amqp from "amqplib";
+import type { Delivery } from "../../src/queue/port";
+import {
+  declareTopology,
+  parseMessage,
+  QUEUE,
+  rabbitConsumer,
+  rabbitPublisher,
+  retryQueue,
+} from "../../src/queue/rabbitmq";
+import { retryDelays } from "../../src/worker/processor";
+import { eventually } from "../helpers";
+import {
+  amqpUrl,
+  type Broker,
+  quiet as log,
+  onCleanup,
+  openBroker,
+  startBrokerProxy,
+  stopEverything,
+} from "../processing/harness";
+
+describe("parseMessage", () => {
+  const id = "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10";
+  const parse = (body: string) => parseMessage(Buffer.from(body));
+
+  test("reads the messages this service writes", () => {
+    expect(parse(JSON.stringify({ id }))).toEqual({ id });
+    expect(parse(JSON.stringify({ id, resume: true }))).toEqual({ id, resume: true });
+    expect(parse(JSON.stringify({ id, resume: false }))).toEqual({ id });
+  });
+
+  test("keeps only the fields it knows", () => {
+    expect(parse(JSON.stringify({ id, amount: "1.00" }))).toEqual({ id });
+  });
+
+  test.each([
+    ["invalid JSON", "{"],
+    ["an empty body", ""],
+    ["JSON that is not an object", JSON.stringify(id)],
+    ["null", "null"],
+    ["an array", JSON.stringify([id])],
+    ["no id", JSON.stringify({ resume: true })],
+    ["an id that is not a string", JSON.stringify({ id: 42 })],
+    ["an id that is not a UUID", JSON.stringify({ id: "42" })],
+    ["a UUID with trailing text", JSON.stringify({ id: `${id}x` })],
+    ["a resume flag that is not a boolean", JSON.stringify({ id, resume: "true" })],
+  ])("refuses %s", (_, body) => {
+    expect(parse(body)).toBeUndefined();
+  });
+});
+
+describe("the consumer's connection", () => {
+  let broker: Broker;
+  beforeAll(async () => {
+    broker = await openBroker();
+  });
+  beforeEach(() => broker.purge());
+  afterEach(stopEverything);
+  afterAll(() => broker.close());
+
+  const options = { concurrency: 1, retryDelays: [], drainTimeoutMs: 1000 };
+
+  test("the topology for the largest MAX_ATTEMPTS is one RabbitMQ accepts", async () => {
+    const delays = retryDelays({ maxAttempts: 100, retryBaseDelayMs: 1000, taskTimeLimitMs: 1 });
+    const connection = await amqp.connect(amqpUrl());
+    onCleanup(() => connection.close());
+    await declareTopology(await connection.createConfirmChannel(), delays);
+  });
+
+  test("a consumer closed before it connected never subscribes", async () => {
+    const consumer = rabbitConsumer(amqpUrl(), options, log);
+    onCleanup(() => consumer.close());
+    const handled: Delivery[] = [];
+    await consumer.start(async (delivery) => {
+      handled.push(delivery);
+      return {};
+    });
+    await consumer.close();
+
+    const publisher = rabbitPublisher(amqpUrl(), [], log);
+    await publisher.ready(10_000);
+    await publisher.publish([{ id: Bun.randomUUIDv7() }]);
+    await publisher.close();
+    // Longer than a connection and a subscription take: a late subscriber would have shown up.
+    await Bun.sleep(500);
+    expect(await broker.depth(QUEUE)).toEqual({ messages: 1, consumers: 0 });
+    expect(handled).toEqual([]);
+  });
+
+  test("a connection lost while it declares the topology is retried once: one connection, one subscription", async () => {
+    const proxy = startBrokerProxy();
+    proxy.cutNextSetup();
+    const consumer = rabbitConsumer(proxy.url, options, log);
+    onCleanup(() => consumer.close());
+    await consumer.start(async () => ({}));
+
+    await eventually(async () => (await broker.depth(QUEUE)).consumers === 1, 10_000);
+    // Longer than the reconnect backoff: a second connection would have subscribed by now.
+    await Bun.sleep(1500);
+    expect((await broker.depth(QUEUE)).consumers).toBe(1);
+  }, 30_000);
+
+  test("a consumer that the broker cancels (its queue deleted) subscribes again", async () => {
+    const consumer = rabbitConsumer(amqpUrl(), options, log);
+    onCleanup(() => consumer.close());
+    const handled: string[] = [];
+    await consumer.start(async (delivery) => {
+      handled.push(delivery.id);
+      return {};
+    });
+    await eventually(async () => (await broker.depth(QUEUE)).consumers === 1);
+
+    await broker.channel.deleteQueue(QUEUE);
+    // Until the consumer declared the queue again, asking about it closes the channel that asks.
+    const probe = await amqp.connect(amqpUrl());
+    probe.on("error", () => {});
+    onCleanup(() => probe.close());
+    await eventually(async () => {
+      const channel = await probe.createChannel();
+      channel.on("error", () => {});
+      const queue = await channel.checkQueue(QUEUE).catch(() => undefined);
+      await channel.close().catch(() => {});
+      return queue?.consumerCount === 1;
+    }, 15_000);
+
+    const publisher = rabbitPublisher(amqpUrl(), [], log);
+    await publisher.ready(10_000);
+    const id = Bun.randomUUIDv7();
+    await publisher.publish([{ id }]);
+    await publisher.close();
+
+    await eventually(async () => handled.includes(id));
+  }, 30_000);
+
+  test("a message whose handler threw waits out a retry delay and comes back for takeover, without a requeue", async () => {
+    const delay = 200;
+    const consumer = rabbitConsumer(amqpUrl(), { ...options, retryDelays: [delay] }, log);
+    onCleanup(() => consumer.close());
+    const seen: Delivery[] = [];
+    await consumer.start(async (delivery) => {
+      seen.push(delivery);
+      if (seen.length === 1) throw new Error("the database is down");
+      return {};
+    });
+    await eventually(async () => (await broker.depth(QUEUE)).consumers === 1);
+
+    const publisher = rabbitPublisher(amqpUrl(), [delay], log);
+    await publisher.ready(10_000);
+    const id = Bun.randomUUIDv7();
+    await publisher.publish([{ id }]);
+    await publisher.close();
+
+    await eventually(async () => seen.length === 2);
+    // Not a requeue (which would count against the delivery limit and be flagged redelivered):
+    // a new message through the retry queue, marked for takeover of a payout it may have claimed.
+    expect(seen).toEqual([
+      { id, redelivered: false },
+      { id, resume: true, redelivered: false },
+    ]);
+    await eventually(async () => (await broker.depth(QUEUE)).messages === 0);
+    expect(await broker.depth(retryQueue(delay))).toEqual({ messages: 0, consumers: 0 });
+  }, 30_000);
+});
