@@ -14,6 +14,7 @@ import { availableParallelism, cpus, totalmem } from "node:os";
 import amqp from "amqplib";
 import postgres from "postgres";
 import { migratePostgres } from "../src/db/migrate";
+import { declareTopology, QUEUE } from "../src/queue/rabbitmq";
 
 const adminUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const amqpBase = process.env.BENCH_AMQP_BASE_URL ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -99,8 +100,9 @@ async function stop(proc: Bun.Subprocess) {
 async function reset() {
   await sql`TRUNCATE payouts, idempotency_keys, simulated_gateway_payments`;
   const connection = await amqp.connect(amqpUrl);
-  const channel = await connection.createChannel();
-  await channel.purgeQueue("payouts").catch(() => {});
+  const channel = await connection.createConfirmChannel();
+  await declareTopology(channel, []);
+  await channel.purgeQueue(QUEUE);
   await connection.close();
 }
 
@@ -175,7 +177,7 @@ async function enqueue(count: number) {
   const connection = await amqp.connect(amqpUrl);
   const channel = await connection.createConfirmChannel();
   for (const { id } of rows) {
-    channel.sendToQueue("payouts", Buffer.from(JSON.stringify({ id })), {
+    channel.sendToQueue(QUEUE, Buffer.from(JSON.stringify({ id })), {
       persistent: true,
       contentType: "application/json",
     });
@@ -186,7 +188,6 @@ async function enqueue(count: number) {
 
 async function drainBench(count: number, extra: Record<string, string>) {
   await reset();
-  // The queue and its retry queues exist once a role has declared them.
   await enqueue(count);
   const worker = Bun.spawn(["bun", "src/main.ts", "--role=worker"], {
     env: env(extra),
@@ -209,13 +210,6 @@ async function drainBench(count: number, extra: Record<string, string>) {
            extract(epoch FROM max(processed_at) - min(updated_at))::float AS seconds
     FROM payouts`;
   return { completed: span.completed, rate: Math.round(span.completed / span.seconds), rss_mb: rss };
-}
-
-// The topology is declared by the first role that connects: start one api briefly for it.
-{
-  const api = Bun.spawn(["bun", "src/main.ts", "--role=api"], { env: env({}), stdout: "inherit", stderr: "inherit" });
-  await waitReady();
-  await stop(api);
 }
 
 const calibration = await calibrate();

@@ -1,7 +1,8 @@
 import { eq, sql } from "drizzle-orm";
+import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { simulatedGatewayPayments } from "../db/schema";
-import { type Payment, type PayoutGateway, TemporaryGatewayError } from "./port";
+import { type Payment, type PayoutGateway, type PayRequest, TemporaryGatewayError } from "./port";
 
 export type SimulatedGatewayOptions = {
   latencyMs: number;
@@ -34,6 +35,40 @@ const reference = (id: number): Payment => ({ reference: `sim_${id}` });
  * the case that idempotency exists for.
  */
 export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): PayoutGateway {
+  // Calls in flight together are written to the ledger in one statement, keys sorted so that
+  // concurrent batches lock in one order. A key repeated within a batch is one payment, two calls.
+  const record = batched(
+    async (requests: PayRequest[]) => {
+      const byKey = new Map<string, { request: PayRequest; calls: number }>();
+      for (const request of requests) {
+        const entry = byKey.get(request.idempotencyKey);
+        if (entry) entry.calls++;
+        else byKey.set(request.idempotencyKey, { request, calls: 1 });
+      }
+      const rows = await db
+        .insert(simulatedGatewayPayments)
+        .values(
+          [...byKey.values()]
+            .sort((a, b) => (a.request.idempotencyKey < b.request.idempotencyKey ? -1 : 1))
+            .map(({ request, calls }) => ({
+              idempotencyKey: request.idempotencyKey,
+              payoutId: request.payoutId,
+              amount: request.amount,
+              currency: request.currency,
+              calls,
+            })),
+        )
+        .onConflictDoUpdate({
+          target: simulatedGatewayPayments.idempotencyKey,
+          set: { calls: sql`${simulatedGatewayPayments.calls} + excluded.calls` },
+        })
+        .returning({ id: simulatedGatewayPayments.id, key: simulatedGatewayPayments.idempotencyKey });
+      const ids = new Map(rows.map((row) => [row.key, row.id]));
+      return requests.map((request) => reference(ids.get(request.idempotencyKey) ?? 0));
+    },
+    { maxSize: 500, maxInFlight: 2 },
+  );
+
   return {
     async pay(request, signal) {
       if (Math.random() < options.failureRate) {
@@ -41,22 +76,9 @@ export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): Payo
         throw new TemporaryGatewayError("simulated gateway: temporarily unavailable");
       }
       if (signal.aborted) throw new TemporaryGatewayError("the gateway call was aborted");
-      const [row] = await db
-        .insert(simulatedGatewayPayments)
-        .values({
-          idempotencyKey: request.idempotencyKey,
-          payoutId: request.payoutId,
-          amount: request.amount,
-          currency: request.currency,
-        })
-        .onConflictDoUpdate({
-          target: simulatedGatewayPayments.idempotencyKey,
-          set: { calls: sql`${simulatedGatewayPayments.calls} + 1` },
-        })
-        .returning({ id: simulatedGatewayPayments.id });
-      if (!row) throw new Error("the simulated ledger returned no row");
+      const payment = await record(request);
       await sleep(options.latencyMs, signal);
-      return reference(row.id);
+      return payment;
     },
 
     async lookup(idempotencyKey) {

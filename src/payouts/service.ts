@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { and, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { AppError, notFound, statusConflict } from "../errors";
@@ -42,20 +43,35 @@ const CANCELLABLE_FROM = STATUSES.filter((s) => TRANSITIONS[s].includes("CANCELL
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
 export function payoutService(db: Db) {
+  const newRow = (input: CreatePayoutInput) => ({
+    id: Bun.randomUUIDv7(),
+    amount: input.amount,
+    currency: input.currency,
+    recipientDetails: input.recipient_details,
+    comment: input.comment,
+  });
+
   const insertPayout = async (tx: Db, input: CreatePayoutInput) => {
-    const [row] = await tx
-      .insert(payouts)
-      .values({
-        id: Bun.randomUUIDv7(),
-        amount: input.amount,
-        currency: input.currency,
-        recipientDetails: input.recipient_details,
-        comment: input.comment,
-      })
-      .returning();
+    const [row] = await tx.insert(payouts).values(newRow(input)).returning();
     if (!row) throw new Error("INSERT returned no row");
     return toPayout(row);
   };
+
+  // Creates without a key that arrive together are one multi-row INSERT: one round trip and one
+  // commit for all of them, each request still answered only after that commit.
+  const insertBatch = batched(
+    async (inputs: CreatePayoutInput[]) => {
+      const values = inputs.map(newRow);
+      const rows = await db.insert(payouts).values(values).returning();
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return values.map((value) => {
+        const row = byId.get(value.id);
+        if (!row) throw new Error("INSERT returned no row");
+        return toPayout(row);
+      });
+    },
+    { maxSize: 200, maxInFlight: 4 },
+  );
 
   /**
    * With an idempotency key, the key's row and the payout commit together or not at all. A
@@ -96,7 +112,7 @@ export function payoutService(db: Db) {
   return {
     async create(input: CreatePayoutInput, idempotencyKey?: string): Promise<CreateResult> {
       if (idempotencyKey !== undefined) return createIdempotent(input, idempotencyKey);
-      return { payout: await insertPayout(db, input), replayed: false };
+      return { payout: await insertBatch(input), replayed: false };
     },
 
     async get(id: string): Promise<Payout> {

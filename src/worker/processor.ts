@@ -1,4 +1,5 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, or, sql } from "drizzle-orm";
+import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { type PayoutRow, payouts } from "../db/schema";
 import { type Payment, type PayoutGateway, TemporaryGatewayError } from "../gateway/port";
@@ -35,17 +36,75 @@ export const retryDelays = (options: ProcessorOptions) =>
  * returns, that is after the outcome is committed.
  */
 export function createProcessor(db: Db, gateway: PayoutGateway, options: ProcessorOptions, log: Logger) {
-  // Conditional on the claim's attempt too: once a redelivered message has taken the payout over,
-  // only the new holder writes the outcome. A taken-over worker whose call failed must not write
-  // FAILED while the new holder's call may still move the money.
-  const finish = async (claimed: PayoutRow, status: Status, failureReason: string | null) => {
+  // Outcomes are conditional on the claim's attempt too: once a redelivered message has taken the
+  // payout over, only the new holder writes the outcome. A taken-over worker whose call failed
+  // must not write FAILED while the new holder's call may still move the money.
+  const fail = async (claimed: PayoutRow, failureReason: string) => {
     const [row] = await db
       .update(payouts)
-      .set({ status, failureReason, processedAt: sql`now()`, updatedAt: sql`now()` })
+      .set({ status: "FAILED", failureReason, processedAt: sql`now()`, updatedAt: sql`now()` })
       .where(and(eq(payouts.id, claimed.id), eq(payouts.status, "PROCESSING"), eq(payouts.attempts, claimed.attempts)))
       .returning({ id: payouts.id });
     return row !== undefined;
   };
+
+  // Claims and completions of messages in flight together share one statement and one commit.
+  // Ids are sorted so that concurrent batches lock rows in one order and never deadlock.
+  const claim = batched(
+    async (deliveries: Delivery[]) => {
+      // A NEW payout is claimed by anyone; a PROCESSING one only by a message that says its holder
+      // is gone (a broker redelivery, a scheduled retry, recovery at start-up).
+      const takesOver = (d: Delivery) => d.resume === true || d.redelivered;
+      const fresh = deliveries.filter((d) => !takesOver(d)).map((d) => d.id);
+      const resumed = deliveries.filter(takesOver).map((d) => d.id);
+      const rows = await db
+        .update(payouts)
+        .set({ status: "PROCESSING", attempts: sql`${payouts.attempts} + 1`, updatedAt: sql`now()` })
+        .where(
+          or(
+            fresh.length > 0 ? and(inArray(payouts.id, fresh.sort()), eq(payouts.status, "NEW")) : undefined,
+            resumed.length > 0
+              ? and(inArray(payouts.id, resumed.sort()), inArray(payouts.status, ["NEW", "PROCESSING"]))
+              : undefined,
+          ),
+        )
+        .returning();
+      // The same id twice in one batch (a duplicate message) is claimed once: the first one holds it.
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return deliveries.map((d) => {
+        const row = byId.get(d.id);
+        byId.delete(d.id);
+        return row;
+      });
+    },
+    { maxSize: 500, maxInFlight: 2 },
+  );
+
+  const complete = batched(
+    async (claims: PayoutRow[]) => {
+      const sorted = [...claims].sort((a, b) => (a.id < b.id ? -1 : 1));
+      const rows = await db
+        .update(payouts)
+        .set({ status: "COMPLETED", processedAt: sql`now()`, updatedAt: sql`now()` })
+        .where(
+          and(
+            inArray(
+              payouts.id,
+              sorted.map((c) => c.id),
+            ),
+            eq(payouts.status, "PROCESSING"),
+            sql`(${payouts.id}, ${payouts.attempts}) IN (${sql.join(
+              sorted.map((c) => sql`(${c.id}::uuid, ${c.attempts}::smallint)`),
+              sql`, `,
+            )})`,
+          ),
+        )
+        .returning({ id: payouts.id });
+      const done = new Set(rows.map((row) => row.id));
+      return claims.map((c) => done.has(c.id));
+    },
+    { maxSize: 500, maxInFlight: 2 },
+  );
 
   const callGateway = async (claimed: typeof payouts.$inferSelect): Promise<Payment | TemporaryGatewayError> => {
     const signal = AbortSignal.timeout(options.taskTimeLimitMs);
@@ -68,15 +127,7 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
   };
 
   return async function process(delivery: Delivery): Promise<HandlerResult> {
-    // A NEW payout is claimed by anyone; a PROCESSING one only by a message that says its holder
-    // is gone (a broker redelivery, a scheduled retry, recovery at start-up).
-    const takeover = delivery.resume === true || delivery.redelivered;
-    const claimable: Status[] = takeover ? ["NEW", "PROCESSING"] : ["NEW"];
-    const [claimed] = await db
-      .update(payouts)
-      .set({ status: "PROCESSING", attempts: sql`${payouts.attempts} + 1`, updatedAt: sql`now()` })
-      .where(and(eq(payouts.id, delivery.id), inArray(payouts.status, claimable)))
-      .returning();
+    const claimed = await claim(delivery);
     const plog = log.child({ payout_id: delivery.id });
     if (!claimed) {
       plog.debug("nothing to claim: the payout is gone, final, or held by another worker");
@@ -92,7 +143,7 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
       outcome: result instanceof TemporaryGatewayError ? "failure" : "success",
     });
     if (!(result instanceof TemporaryGatewayError)) {
-      if (await finish(claimed, "COMPLETED", null)) {
+      if (await complete(claimed)) {
         plog.info("payout status changed", { status: "COMPLETED", attempt, reference: result.reference });
         payoutStatusChanges.inc({ status: "COMPLETED" });
       }
@@ -112,14 +163,14 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
     // Before giving up, ask whether an unanswered call paid after all: FAILED must mean no money moved.
     const payment = await gateway.lookup(claimed.id);
     if (payment) {
-      if (await finish(claimed, "COMPLETED", null)) {
+      if (await complete(claimed)) {
         plog.info("payout status changed", { status: "COMPLETED", attempt, reference: payment.reference });
         payoutStatusChanges.inc({ status: "COMPLETED" });
       }
       return {};
     }
     const reason = `gateway failed ${attempt} times; last error: ${result.message}`;
-    if (await finish(claimed, "FAILED", reason)) {
+    if (await fail(claimed, reason)) {
       plog.warn("payout status changed", { status: "FAILED", attempt, failure_reason: reason });
       payoutStatusChanges.inc({ status: "FAILED" });
     }

@@ -1,0 +1,52 @@
+export type BatchOptions = {
+  /** Largest batch one statement takes. */
+  maxSize: number;
+  /** Batches running at once; calls arriving meanwhile wait and form the next batch. */
+  maxInFlight: number;
+};
+
+type Pending<I, O> = { input: I; resolve: (output: O) => void; reject: (error: unknown) => void };
+
+/**
+ * Coalesces single calls into batches, one statement (one round trip, one commit) per batch.
+ * Idle, a call runs at once, alone; under load, calls that arrive while `maxInFlight` batches are
+ * running share the next one. Each caller still waits for its own batch's commit, so nothing is
+ * acknowledged before it is durable.
+ *
+ * `run` gets the inputs and returns one output per input, in the same order. When a batch of
+ * several fails, each input is run again on its own, so that one bad row never fails its
+ * neighbours.
+ */
+export function batched<I, O>(run: (inputs: I[]) => Promise<O[]>, options: BatchOptions): (input: I) => Promise<O> {
+  let queue: Pending<I, O>[] = [];
+  let inFlight = 0;
+
+  const settle = async (batch: Pending<I, O>[]) => {
+    try {
+      const outputs = await run(batch.map((p) => p.input));
+      batch.forEach((p, i) => p.resolve(outputs[i] as O));
+    } catch (error) {
+      if (batch.length === 1) batch[0]?.reject(error);
+      else await Promise.all(batch.map((p) => settle([p])));
+    }
+  };
+
+  const pump = () => {
+    while (queue.length > 0 && inFlight < options.maxInFlight) {
+      const batch = queue.slice(0, options.maxSize);
+      queue = queue.slice(batch.length);
+      inFlight++;
+      void settle(batch).finally(() => {
+        inFlight--;
+        pump();
+      });
+    }
+  };
+
+  return (input) =>
+    new Promise<O>((resolve, reject) => {
+      queue.push({ input, resolve, reject });
+      // Calls made in the same tick join one batch.
+      if (queue.length === 1) queueMicrotask(pump);
+    });
+}
