@@ -24,7 +24,7 @@ export function batched<I, O>(run: (inputs: I[]) => Promise<O[]>, options: Batch
   const settle = async (batch: Pending<I, O>[]) => {
     try {
       const outputs = await run(batch.map((p) => p.input));
-      batch.forEach((p, i) => p.resolve(outputs[i] as O));
+      for (const [i, p] of batch.entries()) p.resolve(outputs[i] as O);
     } catch (error) {
       if (batch.length === 1) batch[0]?.reject(error);
       else await Promise.all(batch.map((p) => settle([p])));
