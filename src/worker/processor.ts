@@ -5,7 +5,6 @@ import { type PayoutRow, payouts } from "../db/schema";
 import { type Payment, type PayoutGateway, TemporaryGatewayError } from "../gateway/port";
 import type { Logger } from "../log";
 import { gatewayCallDuration, payoutRetries, payoutStatusChanges } from "../metrics";
-import type { Status } from "../payouts/model";
 import type { Delivery, HandlerResult } from "../queue/port";
 
 export type ProcessorOptions = {
