@@ -59,10 +59,32 @@ export function payoutService(db: Db) {
 
   // Creates without a key that arrive together are one multi-row INSERT: one round trip and one
   // commit for all of them, each request still answered only after that commit.
+  // Prepared once: the batch travels as one JSON parameter, so no SQL is built per request. The
+  // select list follows the table's column order (drizzle names every column in the INSERT).
+  const insertMany = db
+    .insert(payouts)
+    .select(
+      sql`SELECT t.id, t.amount, t.currency, t.recipient_details, t.comment, 'NEW', NULL, 0, NULL, now(), now(), NULL
+          FROM jsonb_to_recordset(${sql.placeholder("rows")}::jsonb)
+            AS t(id uuid, amount numeric(12, 2), currency currency, recipient_details varchar(255), comment varchar(1000))`,
+    )
+    .returning()
+    .prepare("insert_payouts");
+
   const insertBatch = batched(
     async (inputs: CreatePayoutInput[]) => {
       const values = inputs.map(newRow);
-      const rows = await db.insert(payouts).values(values).returning();
+      const rows = await insertMany.execute({
+        rows: JSON.stringify(
+          values.map((v) => ({
+            id: v.id,
+            amount: v.amount,
+            currency: v.currency,
+            recipient_details: v.recipientDetails,
+            comment: v.comment,
+          })),
+        ),
+      });
       const byId = new Map(rows.map((row) => [row.id, row]));
       return values.map((value) => {
         const row = byId.get(value.id);

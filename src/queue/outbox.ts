@@ -27,8 +27,12 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
   let timer: Timer | undefined;
   let relaying: Promise<number> | undefined;
 
+  // One parameter whatever the batch size: the statement is prepared once by the driver.
   const markPublished = (ids: string[]) =>
-    db.update(payouts).set({ publishedAt: sql`now()` }).where(inArray(payouts.id, ids));
+    db
+      .update(payouts)
+      .set({ publishedAt: sql`now()` })
+      .where(sql`${payouts.id} = ANY(string_to_array(${ids.join(",")}, ',')::uuid[])`);
 
   // Hand-offs arriving together are published together: one batch of pipelined confirms and one
   // UPDATE for all of them.
