@@ -43,8 +43,14 @@ rabbitmqctl("add_vhost", name);
 rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*");
 const amqpUrl = `${amqpBase}/${name}`;
 
+// The roles run as `bun run start` runs them: with the runtime settings its script sets (the JSC
+// heap hint), but measured as one process, without the `bun run` wrapper around it.
+const startScript: string = (await Bun.file("package.json").json()).scripts.start;
+const startEnv = Object.fromEntries([...startScript.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+
 const env = (extra: Record<string, string>) => ({
   ...process.env,
+  ...startEnv,
   DATABASE_URL: databaseUrl,
   AMQP_URL: amqpUrl,
   LOG_LEVEL: "warn",

@@ -93,7 +93,7 @@ export function loadConfig(env: Env = process.env): Config {
     apiProcesses: integer(env, "API_PROCESSES", 1, 1, 64),
     dbPoolSize: integer(env, "DB_POOL_SIZE", 10, 1, 200),
     workerThreads: integer(env, "WORKER_THREADS", cpus, 1, 64),
-    workerConcurrency: integer(env, "WORKER_CONCURRENCY", 200, 1, 5000),
+    workerConcurrency: integer(env, "WORKER_CONCURRENCY", 500, 1, 5000),
     metricsPort: integer(env, "METRICS_PORT", 9100, 0, 65535),
     gatewayLatencyMs: integer(env, "GATEWAY_LATENCY_MS", 500, 0, 600_000),
     gatewayFailureRate: probability(env, "GATEWAY_FAILURE_RATE", 0),

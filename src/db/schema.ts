@@ -1,6 +1,5 @@
 import { sql } from "drizzle-orm";
 import {
-  bigserial,
   check,
   index,
   integer,
@@ -51,7 +50,7 @@ export const payouts = pgTable(
     check("payouts_failure_reason_iff_failed", sql`(${t.failureReason} IS NOT NULL) = (${t.status} = 'FAILED')`),
     // Keyset pagination, newest first (a backward scan), unfiltered and by each filter. The relay
     // finds NEW payouts through the status index; published_at is in no index, so marking a
-    // payout published is a HOT update that touches no index (see the fillfactor in 0002).
+    // payout published is a HOT update that touches no index (see drizzle/0002_hot_paths.sql).
     index("payouts_created_idx").on(t.createdAt, t.id),
     index("payouts_status_created_idx").on(t.status, t.createdAt, t.id),
     index("payouts_currency_created_idx").on(t.currency, t.createdAt, t.id),
@@ -75,20 +74,16 @@ export const idempotencyKeys = pgTable("idempotency_keys", {
 /**
  * The simulated payout gateway's own ledger (what a real provider keeps on its side). Keyed by
  * the idempotency key the service sends, so a repeated call never pays twice, and counting calls
- * so that tests can see how often money was asked for.
+ * so that tests can see how often money was asked for. No index beyond the key: the ledger is
+ * written once per payout on the hot path and read only by tests.
  */
-export const simulatedGatewayPayments = pgTable(
-  "simulated_gateway_payments",
-  {
-    id: bigserial("id", { mode: "number" }).primaryKey(),
-    idempotencyKey: varchar("idempotency_key", { length: 255 }).notNull().unique(),
-    payoutId: uuid("payout_id").notNull(),
-    amount: numeric("amount", { precision: 12, scale: 2 }).notNull(),
-    currency: currencyEnum("currency").notNull(),
-    calls: integer("calls").notNull().default(1),
-    createdAt: instant("created_at").notNull().defaultNow(),
-  },
-  (t) => [index("simulated_gateway_payments_payout_idx").on(t.payoutId)],
-);
+export const simulatedGatewayPayments = pgTable("simulated_gateway_payments", {
+  idempotencyKey: varchar("idempotency_key", { length: 255 }).primaryKey(),
+  payoutId: uuid("payout_id").notNull(),
+  amount: numeric("amount", { precision: 12, scale: 2 }).notNull(),
+  currency: currencyEnum("currency").notNull(),
+  calls: integer("calls").notNull().default(1),
+  createdAt: instant("created_at").notNull().defaultNow(),
+});
 
 export type PayoutRow = typeof payouts.$inferSelect;

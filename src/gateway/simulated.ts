@@ -25,7 +25,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const reference = (id: number): Payment => ({ reference: `sim_${id}` });
+const reference = (idempotencyKey: string): Payment => ({ reference: `sim_${idempotencyKey}` });
 
 /**
  * A payout provider simulated on this service's own database, with a real provider's contract:
@@ -45,7 +45,7 @@ export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): Payo
         if (entry) entry.calls++;
         else byKey.set(request.idempotencyKey, { request, calls: 1 });
       }
-      const rows = await db
+      await db
         .insert(simulatedGatewayPayments)
         .values(
           [...byKey.values()]
@@ -61,10 +61,8 @@ export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): Payo
         .onConflictDoUpdate({
           target: simulatedGatewayPayments.idempotencyKey,
           set: { calls: sql`${simulatedGatewayPayments.calls} + excluded.calls` },
-        })
-        .returning({ id: simulatedGatewayPayments.id, key: simulatedGatewayPayments.idempotencyKey });
-      const ids = new Map(rows.map((row) => [row.key, row.id]));
-      return requests.map((request) => reference(ids.get(request.idempotencyKey) ?? 0));
+        });
+      return requests.map((request) => reference(request.idempotencyKey));
     },
     { maxSize: 500, maxInFlight: 2 },
   );
@@ -83,10 +81,10 @@ export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): Payo
 
     async lookup(idempotencyKey) {
       const [row] = await db
-        .select({ id: simulatedGatewayPayments.id })
+        .select({ key: simulatedGatewayPayments.idempotencyKey })
         .from(simulatedGatewayPayments)
         .where(eq(simulatedGatewayPayments.idempotencyKey, idempotencyKey));
-      return row && reference(row.id);
+      return row && reference(row.key);
     },
   };
 }

@@ -1,4 +1,4 @@
-import { and, eq, inArray, or, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { type PayoutRow, payouts } from "../db/schema";
@@ -48,26 +48,41 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
   };
 
   // Claims and completions of messages in flight together share one statement and one commit.
-  // Ids are sorted so that concurrent batches lock rows in one order and never deadlock.
-  const claim = batched(
-    async (deliveries: Delivery[]) => {
+  // Both are prepared once; a batch travels as one parameter.
+  const claimMany = db
+    .update(payouts)
+    .set({ status: "PROCESSING", attempts: sql`${payouts.attempts} + 1`, updatedAt: sql`now()` })
+    .where(
       // A NEW payout is claimed by anyone; a PROCESSING one only by a message that says its holder
       // is gone (a broker redelivery, a scheduled retry, recovery at start-up).
+      sql`(${payouts.id} = ANY(string_to_array(${sql.placeholder("fresh")}, ',')::uuid[]) AND ${payouts.status} = 'NEW')
+        OR (${payouts.id} = ANY(string_to_array(${sql.placeholder("resumed")}, ',')::uuid[])
+            AND ${payouts.status} IN ('NEW', 'PROCESSING'))`,
+    )
+    .returning()
+    .prepare("claim_payouts");
+
+  const completeMany = db
+    .update(payouts)
+    .set({ status: "COMPLETED", processedAt: sql`now()`, updatedAt: sql`now()` })
+    .from(sql`jsonb_to_recordset(${sql.placeholder("claims")}::jsonb) AS claim(id uuid, attempts smallint)`)
+    .where(sql`${payouts.id} = claim.id AND ${payouts.status} = 'PROCESSING' AND ${payouts.attempts} = claim.attempts`)
+    .returning({ id: payouts.id })
+    .prepare("complete_payouts");
+
+  const claim = batched(
+    async (deliveries: Delivery[]) => {
       const takesOver = (d: Delivery) => d.resume === true || d.redelivered;
-      const fresh = deliveries.filter((d) => !takesOver(d)).map((d) => d.id);
-      const resumed = deliveries.filter(takesOver).map((d) => d.id);
-      const rows = await db
-        .update(payouts)
-        .set({ status: "PROCESSING", attempts: sql`${payouts.attempts} + 1`, updatedAt: sql`now()` })
-        .where(
-          or(
-            fresh.length > 0 ? and(inArray(payouts.id, fresh.sort()), eq(payouts.status, "NEW")) : undefined,
-            resumed.length > 0
-              ? and(inArray(payouts.id, resumed.sort()), inArray(payouts.status, ["NEW", "PROCESSING"]))
-              : undefined,
-          ),
-        )
-        .returning();
+      const rows = await claimMany.execute({
+        fresh: deliveries
+          .filter((d) => !takesOver(d))
+          .map((d) => d.id)
+          .join(","),
+        resumed: deliveries
+          .filter(takesOver)
+          .map((d) => d.id)
+          .join(","),
+      });
       // The same id twice in one batch (a duplicate message) is claimed once: the first one holds it.
       const byId = new Map(rows.map((row) => [row.id, row]));
       return deliveries.map((d) => {
@@ -81,24 +96,9 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
 
   const complete = batched(
     async (claims: PayoutRow[]) => {
-      const sorted = [...claims].sort((a, b) => (a.id < b.id ? -1 : 1));
-      const rows = await db
-        .update(payouts)
-        .set({ status: "COMPLETED", processedAt: sql`now()`, updatedAt: sql`now()` })
-        .where(
-          and(
-            inArray(
-              payouts.id,
-              sorted.map((c) => c.id),
-            ),
-            eq(payouts.status, "PROCESSING"),
-            sql`(${payouts.id}, ${payouts.attempts}) IN (${sql.join(
-              sorted.map((c) => sql`(${c.id}::uuid, ${c.attempts}::smallint)`),
-              sql`, `,
-            )})`,
-          ),
-        )
-        .returning({ id: payouts.id });
+      const rows = await completeMany.execute({
+        claims: JSON.stringify(claims.map((c) => ({ id: c.id, attempts: c.attempts }))),
+      });
       const done = new Set(rows.map((row) => row.id));
       return claims.map((c) => done.has(c.id));
     },
