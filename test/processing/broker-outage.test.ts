@@ -1,39 +1,24 @@
 // RabbitMQ seen through a proxy that the test cuts and restores. In the api's tests, the api process
 // (`--role=api`) goes through the proxy and the worker, in this process, consumes from the real
 // broker and runs no relay: only the api can publish.
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { QUEUE } from "../../src/queue/rabbitmq";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
+import { eventually } from "../helpers";
 import {
-  type Broker,
   freePort,
   ledger,
-  openBroker,
   payout,
+  processingFixtures,
   reaches,
   spawnRole,
   spawnWorker,
   startApi,
   startBrokerProxy,
   startWorker,
-  stopEverything,
 } from "./harness";
 
-const database = testDatabase();
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures();
+const { database } = fixtures;
 
 const body = { amount: "250.00", currency: "EUR", recipient_details: "DE89370400440532013000" };
 
@@ -65,7 +50,7 @@ test("RabbitMQ unreachable from the start: the api answers 201, and the relay pu
   const proxy = startBrokerProxy();
   proxy.down();
   const api = await startApiProcess(proxy.url);
-  await startWorker(broker);
+  await startWorker(fixtures.broker);
 
   const ready = await fetch(`${api.base}/health/ready`);
   expect(ready.status).toBe(200);
@@ -87,7 +72,7 @@ test("RabbitMQ unreachable from the start: the api answers 201, and the relay pu
 test("RabbitMQ lost while the api runs: payouts created during the outage get 201 and are processed once it ends", async () => {
   const proxy = startBrokerProxy();
   const api = await startApiProcess(proxy.url);
-  await startWorker(broker);
+  await startWorker(fixtures.broker);
   await eventually(async () => (await api.broker()) === "up", 20_000);
   const before = await api.create();
   await reaches(database, before.id, "COMPLETED");
@@ -108,13 +93,13 @@ test("RabbitMQ lost while the api runs: payouts created during the outage get 20
 test("a worker that loses RabbitMQ mid-payout reconnects, subscribes again, and everything ends COMPLETED, paid once", async () => {
   const proxy = startBrokerProxy();
   const api = await startApi(database);
-  await spawnWorker(broker, { AMQP_URL: proxy.url, GATEWAY_LATENCY_MS: "1500" });
+  await spawnWorker(fixtures.broker, { AMQP_URL: proxy.url, GATEWAY_LATENCY_MS: "1500" });
   const inFlight = await api.create();
   await eventually(async () => (await ledger(database, inFlight)).payments === 1);
 
   proxy.down();
   // The broker saw the worker go: the unacked message is back in the queue.
-  await eventually(async () => (await broker.depth(QUEUE)).consumers === 0);
+  await eventually(async () => (await fixtures.broker.depth(QUEUE)).consumers === 0);
   const meanwhile = await api.create();
   proxy.up();
 

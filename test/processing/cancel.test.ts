@@ -1,32 +1,8 @@
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
-import { resetDatabase, testDatabase } from "../helpers";
-import {
-  type Broker,
-  drained,
-  ledger,
-  openBroker,
-  payout,
-  reaches,
-  startApi,
-  startWorker,
-  stopEverything,
-} from "./harness";
+import { expect, test } from "bun:test";
+import { drained, ledger, payout, processingFixtures, reaches, startApi, startWorker } from "./harness";
 
-const database = testDatabase(10);
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures(10);
+const { database } = fixtures;
 
 const cancel = { status: "CANCELLED" };
 
@@ -36,10 +12,10 @@ test("a payout cancelled while its message waits in the queue is never paid", as
   const cancelled = await api.request("PATCH", `/api/payouts/${id}/`, cancel);
   expect(cancelled.status).toBe(200);
 
-  const worker = await startWorker(broker);
+  const worker = await startWorker(fixtures.broker);
   const later = await api.create();
   await reaches(database, later, "COMPLETED");
-  await drained(broker, worker);
+  await drained(fixtures.broker, worker);
 
   const row = await payout(database, id);
   expect(row.status).toBe("CANCELLED");
@@ -50,7 +26,7 @@ test("a payout cancelled while its message waits in the queue is never paid", as
 
 test("a cancel racing the worker's claim: a 200 means CANCELLED and unpaid, a 409 means COMPLETED and paid once", async () => {
   const api = await startApi(database);
-  const worker = await startWorker(broker, { concurrency: 20, latencyMs: 5 });
+  const worker = await startWorker(fixtures.broker, { concurrency: 20, latencyMs: 5 });
 
   // Ten at a time, each cancel following its creation by 0 to 19 ms: about the time the message
   // takes to reach the worker, so that some cancels come before the claim and some after.
@@ -81,7 +57,7 @@ test("a cancel racing the worker's claim: a 200 means CANCELLED and unpaid, a 40
     }
   }
   // The cancelled ones stay unpaid after their messages were consumed too.
-  await drained(broker, worker);
+  await drained(fixtures.broker, worker);
   for (const { id, response } of outcomes) {
     expect((await ledger(database, id)).payments).toBe(response.status === 200 ? 0 : 1);
   }

@@ -1,32 +1,8 @@
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
-import { resetDatabase, testDatabase } from "../helpers";
-import {
-  type Broker,
-  drained,
-  ledger,
-  openBroker,
-  payout,
-  reaches,
-  startApi,
-  startWorker,
-  stopEverything,
-} from "./harness";
+import { expect, test } from "bun:test";
+import { drained, ledger, payout, processingFixtures, reaches, startApi, startWorker } from "./harness";
 
-const database = testDatabase();
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures();
+const { database } = fixtures;
 
 test("the same message delivered many times at once, some asking to resume, pays once", async () => {
   const api = await startApi(database);
@@ -34,9 +10,9 @@ test("the same message delivered many times at once, some asking to resume, pays
   await api.publish([{ id }, { id }, { id }, { id, resume: true }, { id, resume: true }, { id, resume: true }]);
 
   // All seven are in the queue before the worker starts, so they are handled side by side.
-  const worker = await startWorker(broker, { concurrency: 10, latencyMs: 200 });
+  const worker = await startWorker(fixtures.broker, { concurrency: 10, latencyMs: 200 });
   await reaches(database, id, "COMPLETED");
-  await drained(broker, worker);
+  await drained(fixtures.broker, worker);
 
   const row = await payout(database, id);
   expect(row.status).toBe("COMPLETED");
@@ -53,7 +29,7 @@ test("the same message delivered many times at once, some asking to resume, pays
 // is done, every message before it was handled.
 test("a message for a payout that is already COMPLETED changes nothing and moves no money", async () => {
   const api = await startApi(database);
-  await startWorker(broker, { concurrency: 1 });
+  await startWorker(fixtures.broker, { concurrency: 1 });
   const id = await api.create();
   const done = await reaches(database, id, "COMPLETED");
 
@@ -66,12 +42,12 @@ test("a message for a payout that is already COMPLETED changes nothing and moves
 
 test("a message for a payout that does not exist is acknowledged and dropped", async () => {
   const api = await startApi(database);
-  await startWorker(broker, { concurrency: 1 });
+  await startWorker(fixtures.broker, { concurrency: 1 });
   const missing = [Bun.randomUUIDv7(), Bun.randomUUIDv7()];
   await api.publish([{ id: missing[0] as string }, { id: missing[1] as string, resume: true }]);
   await reaches(database, await api.create(), "COMPLETED");
 
   for (const id of missing) expect(await ledger(database, id)).toEqual({ payments: 0, calls: 0 });
-  expect((await broker.depth("payouts.dead")).messages).toBe(0);
-  expect((await broker.depth("payouts")).messages).toBe(0);
+  expect((await fixtures.broker.depth("payouts.dead")).messages).toBe(0);
+  expect((await fixtures.broker.depth("payouts")).messages).toBe(0);
 });

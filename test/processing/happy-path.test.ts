@@ -1,26 +1,12 @@
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
-import { resetDatabase, testDatabase } from "../helpers";
-import { type Broker, ledger, openBroker, reaches, startApi, startWorker, stopEverything } from "./harness";
+import { expect, test } from "bun:test";
+import { ledger, processingFixtures, reaches, startApi, startWorker } from "./harness";
 
-const database = testDatabase();
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures();
+const { database } = fixtures;
 
 test("a created payout goes through RabbitMQ to a worker and ends COMPLETED, paid once", async () => {
   const api = await startApi(database);
-  await startWorker(broker);
+  await startWorker(fixtures.broker);
 
   const id = await api.create();
 

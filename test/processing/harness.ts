@@ -1,3 +1,4 @@
+import { afterAll, afterEach, beforeAll, beforeEach } from "bun:test";
 // What the processing tests share: the run's broker seen from outside, payouts and the simulated
 // gateway's ledger read from the database, the api and a worker in this process, real child
 // processes, and a TCP proxy that plays a broker outage.
@@ -22,7 +23,7 @@ import {
   retryQueue,
 } from "../../src/queue/rabbitmq";
 import { createProcessor, type ProcessorOptions, retryDelays } from "../../src/worker/processor";
-import { eventually, testApi, testDatabase } from "../helpers";
+import { eventually, resetDatabase, testApi, testDatabase } from "../helpers";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const LOG_LEVEL = process.env.TEST_LOG_LEVEL as LogLevel | undefined;
@@ -404,4 +405,25 @@ export function startBrokerProxy() {
     server.stop(true);
   });
   return proxy;
+}
+
+/**
+ * The hooks of every processing test file: a database pool and a view of the broker, both emptied
+ * before each test, and whatever a test started stopped after it, even when it failed.
+ */
+export function processingFixtures(poolSize = 5) {
+  const fixtures = { database: testDatabase(poolSize), broker: undefined as unknown as Broker };
+  beforeAll(async () => {
+    fixtures.broker = await openBroker();
+  });
+  beforeEach(async () => {
+    await fixtures.broker.purge();
+    await resetDatabase(fixtures.database);
+  });
+  afterEach(stopEverything);
+  afterAll(async () => {
+    await fixtures.broker.close();
+    await fixtures.database.close();
+  });
+  return fixtures;
 }

@@ -1,23 +1,10 @@
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { DEAD_LETTER_QUEUE, QUEUE } from "../../src/queue/rabbitmq";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
-import { type Broker, openBroker, reaches, startApi, startWorker, stopEverything } from "./harness";
+import { eventually } from "../helpers";
+import { processingFixtures, reaches, startApi, startWorker } from "./harness";
 
-const database = testDatabase();
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures();
+const { database } = fixtures;
 
 const poison = [
   "not json",
@@ -29,17 +16,17 @@ const poison = [
 
 test("poison messages go to the dead-letter queue once, and the worker carries on", async () => {
   const api = await startApi(database);
-  for (const content of poison) await broker.sendRaw(content);
+  for (const content of poison) await fixtures.broker.sendRaw(content);
   // One message at a time, in the queue's order: the payout published last is handled last.
-  await startWorker(broker, { concurrency: 1 });
+  await startWorker(fixtures.broker, { concurrency: 1 });
   await reaches(database, await api.create(), "COMPLETED");
 
-  await eventually(async () => (await broker.depth(DEAD_LETTER_QUEUE)).messages === poison.length);
-  expect((await broker.depth(QUEUE)).messages).toBe(0);
+  await eventually(async () => (await fixtures.broker.depth(DEAD_LETTER_QUEUE)).messages === poison.length);
+  expect((await fixtures.broker.depth(QUEUE)).messages).toBe(0);
 
   const dead: string[] = [];
   for (let i = 0; i < poison.length; i++) {
-    const message = await broker.channel.get(DEAD_LETTER_QUEUE, { noAck: true });
+    const message = await fixtures.broker.channel.get(DEAD_LETTER_QUEUE, { noAck: true });
     if (!message) throw new Error("the dead-letter queue has fewer messages than it reported");
     dead.push(message.content.toString());
     // Dead-lettered once, rejected by the consumer: not handed back and forth.

@@ -1,37 +1,22 @@
 // The outbox's relay on the real database and broker: what it publishes, when, and how often.
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { isNull, sql } from "drizzle-orm";
 import { payouts } from "../../src/db/schema";
 import { QUEUE } from "../../src/queue/rabbitmq";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
+import { eventually } from "../helpers";
 import {
-  type Broker,
   insertPayout,
   ledger,
-  openBroker,
   payout,
+  processingFixtures,
   reaches,
   startOutbox,
   startPublisher,
   startWorker,
-  stopEverything,
 } from "./harness";
 
-const database = testDatabase(10);
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures(10);
+const { database } = fixtures;
 
 const ago = (seconds: number) => sql`now() - make_interval(secs => ${seconds})`;
 
@@ -43,7 +28,7 @@ test("the relay publishes a payout that the hand-off missed once its grace is ov
   expect(await outbox.relayOnce()).toBe(1);
   expect((await payout(database, missed.id)).publishedAt).toBeInstanceOf(Date);
   expect((await payout(database, young.id)).publishedAt).toBeNull();
-  expect((await broker.depth(QUEUE)).messages).toBe(1);
+  expect((await fixtures.broker.depth(QUEUE)).messages).toBe(1);
   expect(await outbox.relayOnce()).toBe(0);
 });
 
@@ -63,7 +48,7 @@ test("relays on several replicas at once publish each payout exactly once", asyn
   );
 
   expect(published.reduce((a, b) => a + b, 0)).toBe(1200);
-  await eventually(async () => (await broker.depth(QUEUE)).messages === 1200);
+  await eventually(async () => (await fixtures.broker.depth(QUEUE)).messages === 1200);
   expect(await database.db.$count(payouts, isNull(payouts.publishedAt))).toBe(0);
 }, 30_000);
 
@@ -77,7 +62,7 @@ test("a PROCESSING payout whose message was lost is published again for takeover
     publishedAt: ago(600),
   });
   const held = await insertPayout(database, { status: "PROCESSING", attempts: 1, publishedAt: ago(1) });
-  await startWorker(broker);
+  await startWorker(fixtures.broker);
 
   expect(await outbox.relayOnce()).toBe(1);
   const done = await reaches(database, stuck.id, "COMPLETED");

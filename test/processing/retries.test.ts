@@ -1,37 +1,15 @@
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { inArray } from "drizzle-orm";
 import { payouts } from "../../src/db/schema";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
-import {
-  type Broker,
-  ledger,
-  openBroker,
-  reaches,
-  spawnWorker,
-  startApi,
-  startWorker,
-  stopEverything,
-} from "./harness";
+import { eventually } from "../helpers";
+import { ledger, processingFixtures, reaches, spawnWorker, startApi, startWorker } from "./harness";
 
-const database = testDatabase();
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures();
+const { database } = fixtures;
 
 test("a gateway that always fails: retried with backoff, then FAILED after MAX_ATTEMPTS with a reason, nothing paid", async () => {
   const api = await startApi(database);
-  await spawnWorker(broker, {
+  await spawnWorker(fixtures.broker, {
     GATEWAY_FAILURE_RATE: "1",
     GATEWAY_LATENCY_MS: "10",
     MAX_ATTEMPTS: "3",
@@ -52,7 +30,7 @@ test("a gateway that always fails: retried with backoff, then FAILED after MAX_A
 
 test("a gateway failing half the time: every payout ends COMPLETED and paid once, or FAILED after every attempt and unpaid", async () => {
   const api = await startApi(database);
-  await startWorker(broker, { failureRate: 0.5, latencyMs: 5, maxAttempts: 3, retryBaseDelayMs: 100 });
+  await startWorker(fixtures.broker, { failureRate: 0.5, latencyMs: 5, maxAttempts: 3, retryBaseDelayMs: 100 });
   const ids = await Promise.all(Array.from({ length: 30 }, () => api.create()));
 
   const rows = await eventually(async () => {
@@ -79,7 +57,7 @@ test("a gateway failing half the time: every payout ends COMPLETED and paid once
 test("a gateway call that outlives TASK_TIME_LIMIT_MS counts as failed; before FAILED, the lookup finds it paid: COMPLETED, paid once", async () => {
   const api = await startApi(database);
   // Every call moves the money at once and would answer after 2 s: each attempt times out.
-  await startWorker(broker, { latencyMs: 2000, taskTimeLimitMs: 100, maxAttempts: 3, retryBaseDelayMs: 100 });
+  await startWorker(fixtures.broker, { latencyMs: 2000, taskTimeLimitMs: 100, maxAttempts: 3, retryBaseDelayMs: 100 });
   const id = await api.create();
 
   const done = await reaches(database, id, "COMPLETED");

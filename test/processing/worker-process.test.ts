@@ -1,39 +1,16 @@
 // The worker role as it runs in production: `bun src/main.ts --role=worker`, killed and stopped.
-import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { inArray } from "drizzle-orm";
 import { payouts } from "../../src/db/schema";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
-import {
-  type Broker,
-  countByStatus,
-  ledger,
-  openBroker,
-  payout,
-  reaches,
-  spawnWorker,
-  startApi,
-  stopEverything,
-} from "./harness";
+import { eventually } from "../helpers";
+import { countByStatus, ledger, payout, processingFixtures, reaches, spawnWorker, startApi } from "./harness";
 
-const database = testDatabase();
-let broker: Broker;
-
-beforeAll(async () => {
-  broker = await openBroker();
-});
-beforeEach(async () => {
-  await broker.purge();
-  await resetDatabase(database);
-});
-afterEach(stopEverything);
-afterAll(async () => {
-  await broker.close();
-  await database.close();
-});
+const fixtures = processingFixtures();
+const { database } = fixtures;
 
 test("a worker killed after the gateway took the money but before it answered: the next worker completes it, paid once", async () => {
   const api = await startApi(database);
-  const slow = await spawnWorker(broker, { GATEWAY_LATENCY_MS: "10000" });
+  const slow = await spawnWorker(fixtures.broker, { GATEWAY_LATENCY_MS: "10000" });
   const id = await api.create();
 
   // The money moved at the start of the call; the answer is 10 s away.
@@ -42,9 +19,9 @@ test("a worker killed after the gateway took the money but before it answered: t
   );
   slow.kill("SIGKILL");
   await slow.exited;
-  await eventually(async () => (await broker.depth("payouts")).consumers === 0);
+  await eventually(async () => (await fixtures.broker.depth("payouts")).consumers === 0);
 
-  await spawnWorker(broker, { GATEWAY_LATENCY_MS: "20" });
+  await spawnWorker(fixtures.broker, { GATEWAY_LATENCY_MS: "20" });
   const done = await reaches(database, id, "COMPLETED");
   expect(done.failureReason).toBeNull();
   expect(done.processedAt).toBeInstanceOf(Date);
@@ -56,7 +33,11 @@ test("a worker killed after the gateway took the money but before it answered: t
 
 test("SIGTERM mid-batch: the worker finishes what it holds, hands back the rest and exits 0; everything ends COMPLETED, paid once", async () => {
   const api = await startApi(database);
-  const first = await spawnWorker(broker, { WORKER_THREADS: "2", WORKER_CONCURRENCY: "5", GATEWAY_LATENCY_MS: "1000" });
+  const first = await spawnWorker(fixtures.broker, {
+    WORKER_THREADS: "2",
+    WORKER_CONCURRENCY: "5",
+    GATEWAY_LATENCY_MS: "1000",
+  });
   const ids = await Promise.all(Array.from({ length: 50 }, () => api.create()));
 
   await eventually(async () => ((await countByStatus(database)).PROCESSING ?? 0) >= 5);
@@ -69,7 +50,7 @@ test("SIGTERM mid-batch: the worker finishes what it holds, hands back the rest 
   expect(afterStop.COMPLETED).toBeGreaterThanOrEqual(5);
   expect((afterStop.COMPLETED ?? 0) + (afterStop.NEW ?? 0)).toBe(50);
 
-  await spawnWorker(broker, { WORKER_THREADS: "1", GATEWAY_LATENCY_MS: "10" });
+  await spawnWorker(fixtures.broker, { WORKER_THREADS: "1", GATEWAY_LATENCY_MS: "10" });
   await eventually(async () => (await countByStatus(database)).COMPLETED === 50, 30_000);
 
   const rows = await database.db.select().from(payouts).where(inArray(payouts.id, ids));
