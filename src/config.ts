@@ -13,7 +13,6 @@ export type Config = {
   port: number;
   logLevel: LogLevel;
   logFormat: "json" | "pretty";
-  apiProcesses: number;
   dbPoolSize: number;
   workerThreads: number;
   workerConcurrency: number;
@@ -90,7 +89,6 @@ export function loadConfig(env: Env = process.env): Config {
       ["json", "pretty"] as const,
       env.NODE_ENV === "development" ? "pretty" : "json",
     ),
-    apiProcesses: integer(env, "API_PROCESSES", 1, 1, 64),
     dbPoolSize: integer(env, "DB_POOL_SIZE", 10, 1, 200),
     workerThreads: integer(env, "WORKER_THREADS", cpus, 1, 64),
     workerConcurrency: integer(env, "WORKER_CONCURRENCY", 500, 1, 5000),

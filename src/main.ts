@@ -26,7 +26,7 @@ export function parseRole(argv: string[]): Role {
   return value as Role;
 }
 
-function require(config: Config, role: Role, names: ("DATABASE_URL" | "AMQP_URL")[]) {
+function requireUrls(config: Config, role: Role, names: ("DATABASE_URL" | "AMQP_URL")[]) {
   const missing = names.filter((n) => (n === "DATABASE_URL" ? !config.databaseUrl : !config.amqpUrl));
   if (missing.length > 0) {
     throw new ConfigError(
@@ -123,14 +123,14 @@ async function main() {
 
   switch (role) {
     case "migrate": {
-      require(config, role, ["DATABASE_URL"]);
+      requireUrls(config, role, ["DATABASE_URL"]);
       await migratePostgres(config.databaseUrl as string);
       log.info("migrations applied");
       process.exit(0);
       break;
     }
     case "api": {
-      require(config, role, ["DATABASE_URL", "AMQP_URL"]);
+      requireUrls(config, role, ["DATABASE_URL", "AMQP_URL"]);
       const database = connectPostgres(config.databaseUrl as string, config.dbPoolSize, "payouts-api");
       const publisher = rabbitPublisher(config.amqpUrl as string, retryDelays(processorOptions(config)), log);
       const api = serveApi(config, database, publisher, log);
@@ -142,7 +142,7 @@ async function main() {
       break;
     }
     case "worker": {
-      require(config, role, ["DATABASE_URL", "AMQP_URL"]);
+      requireUrls(config, role, ["DATABASE_URL", "AMQP_URL"]);
       // The worker role relays too, so payouts whose hand-off failed are published even while
       // no api replica runs.
       const database = connectPostgres(config.databaseUrl as string, 2, "payouts-worker-relay");
