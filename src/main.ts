@@ -4,14 +4,13 @@ import { compiledBinary } from "./binary";
 import { type Config, ConfigError, loadConfig, ROLES, type Role } from "./config";
 import { connectPostgres, type Database, openPglite } from "./db/client";
 import { migratePglite, migratePostgres } from "./db/migrate";
-import { simulatedGateway } from "./gateway/simulated";
 import { createLogger, type Logger } from "./log";
 import { metricsResponse, registry } from "./metrics";
 import { memoryQueue } from "./queue/memory";
 import { createOutbox, recoverInProcess } from "./queue/outbox";
 import type { Consumer, Publisher } from "./queue/port";
 import { rabbitConsumer, rabbitPublisher } from "./queue/rabbitmq";
-import { createProcessor, retryDelays } from "./worker/processor";
+import { consumerOptions, processorOptions, retryDelays, startProcessing } from "./worker/processor";
 import { startWorkerThreads, type WorkerThreads } from "./worker/supervisor";
 
 /** `--role=api` or `--role api`; `all` when absent. */
@@ -34,12 +33,6 @@ function requireUrls(config: Config, role: Role, names: ("DATABASE_URL" | "AMQP_
     );
   }
 }
-
-const processorOptions = (config: Config) => ({
-  maxAttempts: config.maxAttempts,
-  retryBaseDelayMs: config.retryBaseDelayMs,
-  taskTimeLimitMs: config.taskTimeLimitMs,
-});
 
 const outboxOptions = (config: Config) => ({
   intervalMs: config.relayIntervalMs,
@@ -178,20 +171,12 @@ async function main() {
       const delays = retryDelays(processorOptions(config));
       if (config.amqpUrl) {
         publisher = rabbitPublisher(config.amqpUrl, delays, log);
-        consumer = rabbitConsumer(
-          config.amqpUrl,
-          { concurrency: config.workerConcurrency, retryDelays: delays, drainTimeoutMs: config.taskTimeLimitMs },
-          log,
-        );
+        consumer = rabbitConsumer(config.amqpUrl, consumerOptions(config), log);
       } else {
         ({ publisher, consumer } = memoryQueue(config.workerConcurrency, log));
         await recoverInProcess(database.db, publisher, log);
       }
-      const gateway = simulatedGateway(database.db, {
-        latencyMs: config.gatewayLatencyMs,
-        failureRate: config.gatewayFailureRate,
-      });
-      await consumer.start(createProcessor(database.db, gateway, processorOptions(config), log));
+      await startProcessing(config, database.db, consumer, log);
       const api = serveApi(config, database, publisher, log);
       log.info("running every role in one process", {
         database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,

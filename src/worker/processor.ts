@@ -1,17 +1,38 @@
 import { and, eq, sql } from "drizzle-orm";
+import type { Config } from "../config";
 import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { type PayoutRow, payouts } from "../db/schema";
 import { type Payment, type PayoutGateway, TemporaryGatewayError } from "../gateway/port";
+import { simulatedGateway } from "../gateway/simulated";
 import type { Logger } from "../log";
 import { gatewayCallDuration, payoutRetries, payoutStatusChanges } from "../metrics";
-import type { Delivery, HandlerResult } from "../queue/port";
+import type { Consumer, Delivery, HandlerResult } from "../queue/port";
+import type { RabbitConsumerOptions } from "../queue/rabbitmq";
 
-export type ProcessorOptions = {
-  maxAttempts: number;
-  retryBaseDelayMs: number;
-  taskTimeLimitMs: number;
-};
+export type ProcessorOptions = Pick<Config, "maxAttempts" | "retryBaseDelayMs" | "taskTimeLimitMs">;
+
+export const processorOptions = ({ maxAttempts, retryBaseDelayMs, taskTimeLimitMs }: Config): ProcessorOptions => ({
+  maxAttempts,
+  retryBaseDelayMs,
+  taskTimeLimitMs,
+});
+
+/** The RabbitMQ consumer that feeds this processor: its prefetch, its retry queues, its drain. */
+export const consumerOptions = (config: Config): RabbitConsumerOptions => ({
+  concurrency: config.workerConcurrency,
+  retryDelays: retryDelays(processorOptions(config)),
+  drainTimeoutMs: config.taskTimeLimitMs,
+});
+
+/**
+ * The processing half of a process (a worker thread, or role `all`): the simulated gateway and the
+ * processor, fed by `consumer`.
+ */
+export async function startProcessing(config: Config, db: Db, consumer: Consumer, log: Logger): Promise<void> {
+  const gateway = simulatedGateway(db, { latencyMs: config.gatewayLatencyMs, failureRate: config.gatewayFailureRate });
+  await consumer.start(createProcessor(db, gateway, processorOptions(config), log));
+}
 
 // The backoff stops growing here. Each delay is a retry queue's TTL, and RabbitMQ refuses a TTL of
 // years: uncapped, a MAX_ATTEMPTS of a few dozen would fail the topology on every connect.

@@ -24,7 +24,7 @@ export function startWorkerThreads(count: number, log: Logger) {
   };
 
   const spawn = (index: number) => {
-    const thread = new Worker(THREAD_ENTRY, { smol: true });
+    const thread = new Worker(THREAD_ENTRY);
     threads.add(thread);
     thread.addEventListener("error", (event) => log.error("worker thread error", { index, err: event.message }));
     thread.addEventListener("message", (event) => {

@@ -3,11 +3,10 @@
 import { threadId } from "node:worker_threads";
 import { loadConfig } from "../config";
 import { connectPostgres } from "../db/client";
-import { simulatedGateway } from "../gateway/simulated";
 import { createLogger } from "../log";
 import { registry } from "../metrics";
 import { rabbitConsumer } from "../queue/rabbitmq";
-import { createProcessor, retryDelays } from "./processor";
+import { consumerOptions, startProcessing } from "./processor";
 
 declare const self: Worker;
 
@@ -16,25 +15,8 @@ const log = createLogger(config.logLevel, config.logFormat, { role: "worker", th
 if (!config.databaseUrl || !config.amqpUrl) throw new Error("worker threads need DATABASE_URL and AMQP_URL");
 
 const database = connectPostgres(config.databaseUrl, config.dbPoolSize, "payouts-worker");
-const processorOptions = {
-  maxAttempts: config.maxAttempts,
-  retryBaseDelayMs: config.retryBaseDelayMs,
-  taskTimeLimitMs: config.taskTimeLimitMs,
-};
-const gateway = simulatedGateway(database.db, {
-  latencyMs: config.gatewayLatencyMs,
-  failureRate: config.gatewayFailureRate,
-});
-const consumer = rabbitConsumer(
-  config.amqpUrl,
-  {
-    concurrency: config.workerConcurrency,
-    retryDelays: retryDelays(processorOptions),
-    drainTimeoutMs: config.taskTimeLimitMs,
-  },
-  log,
-);
-await consumer.start(createProcessor(database.db, gateway, processorOptions, log));
+const consumer = rabbitConsumer(config.amqpUrl, consumerOptions(config), log);
+await startProcessing(config, database.db, consumer, log);
 self.postMessage({ type: "started" });
 
 self.onmessage = async (event: MessageEvent) => {
