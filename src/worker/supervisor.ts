@@ -13,8 +13,9 @@ const THREAD_ENTRY = new URL(compiledBinary ? "./worker/thread.ts" : "./thread.t
  * Starts `count` worker threads and keeps them running: a thread that dies is replaced. stop()
  * asks each thread to drain (stop consuming, finish or hand back its messages, close) and waits.
  */
-export function startWorkerThreads(count: number, log: Logger) {
+export function startWorkerThreads(count: number, log: Logger, entry = THREAD_ENTRY) {
   const threads = new Set<Worker>();
+  const restarts = new Set<Timer>();
   let stopping = false;
   // Metrics scrapes waiting for a thread's report: called when it reports or exits.
   const waiting = new Map<Worker, (() => void)[]>();
@@ -24,7 +25,7 @@ export function startWorkerThreads(count: number, log: Logger) {
   };
 
   const spawn = (index: number) => {
-    const thread = new Worker(THREAD_ENTRY);
+    const thread = new Worker(entry);
     threads.add(thread);
     thread.addEventListener("error", (event) => log.error("worker thread error", { index, err: event.message }));
     thread.addEventListener("message", (event) => {
@@ -39,7 +40,11 @@ export function startWorkerThreads(count: number, log: Logger) {
       reported(thread);
       if (stopping) return;
       log.error("worker thread exited; restarting", { index, code: (event as CloseEvent).code });
-      setTimeout(() => spawn(index), RESTART_DELAY_MS);
+      const timer = setTimeout(() => {
+        restarts.delete(timer);
+        spawn(index);
+      }, RESTART_DELAY_MS);
+      restarts.add(timer);
     });
   };
 
@@ -67,6 +72,7 @@ export function startWorkerThreads(count: number, log: Logger) {
     },
     async stop(): Promise<void> {
       stopping = true;
+      for (const timer of restarts) clearTimeout(timer);
       await Promise.all(
         [...threads].map(
           (thread) =>

@@ -1,0 +1,36 @@
+import { expect, test } from "bun:test";
+import { readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startWorkerThreads } from "../../src/worker/supervisor";
+import { eventually } from "../helpers";
+import { quiet as log } from "../processing/harness";
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).href;
+
+test("a thread that dies is started again, and stop() ends the restarts", async () => {
+  const file = join(tmpdir(), "payouts-crashing-thread.log");
+  rmSync(file, { force: true });
+  const starts = () => {
+    try {
+      return readFileSync(file, "utf8").split("\n").filter(Boolean).length;
+    } catch {
+      return 0;
+    }
+  };
+  const threads = startWorkerThreads(1, log, fixture("crashing-thread.ts"));
+  // One start, then a restart a second after each death.
+  await eventually(async () => starts() >= 3, 10_000);
+  await threads.stop();
+  const stoppedAt = starts();
+  await Bun.sleep(1500);
+  expect(starts()).toBe(stoppedAt);
+  expect(threads.size).toBe(0);
+}, 20_000);
+
+test("stop() asks every thread to drain and waits for each answer", async () => {
+  const threads = startWorkerThreads(3, log, fixture("stopping-thread.ts"));
+  await eventually(async () => threads.size === 3);
+  await threads.stop();
+  await eventually(async () => threads.size === 0, 2000);
+});
