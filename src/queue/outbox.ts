@@ -28,8 +28,8 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
   let relaying: Promise<number> | undefined;
 
   // One parameter whatever the batch size: the statement is prepared once by the driver.
-  const markPublished = (ids: string[]) =>
-    db
+  const markPublished = (handle: Db, ids: string[]) =>
+    handle
       .update(payouts)
       .set({ publishedAt: sql`now()` })
       .where(sql`${payouts.id} = ANY(string_to_array(${ids.join(",")}, ',')::uuid[])`);
@@ -43,7 +43,7 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
       if (!publisher.connected) return; // the relay publishes them once the broker is back
       try {
         await publisher.publish(ids.map((id) => ({ id })));
-        await markPublished(ids);
+        await markPublished(db, ids);
       } catch (err) {
         log.warn("hand-off failed; the relay will publish these payouts", { count: ids.length, err });
       }
@@ -85,15 +85,10 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
         r.status === "PROCESSING" ? { id: r.id, resume: true } : { id: r.id },
       );
       await publisher.publish(messages);
-      await tx
-        .update(payouts)
-        .set({ publishedAt: sql`now()` })
-        .where(
-          inArray(
-            payouts.id,
-            rows.map((r) => r.id),
-          ),
-        );
+      await markPublished(
+        tx,
+        rows.map((r) => r.id),
+      );
       log.info("relay published payouts", { count: rows.length });
       return rows.length;
     });

@@ -9,7 +9,7 @@ const locker = postgres(process.env.DATABASE_URL as string, { max: 2, onnotice: 
 
 afterAll(async () => {
   await killSpawned();
-  await locker.end();
+  await locker.end({ timeout: 1 });
   await database.close();
 });
 
@@ -41,26 +41,30 @@ test("SIGTERM while a request is in flight: the request gets its normal response
     headers: { "content-type": "application/json", "x-request-id": "in-flight-1" },
     body: JSON.stringify({ comment: "finished after SIGTERM" }),
   });
-  await eventually(async () => {
-    const [waiting] = await locker`
-      SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE application_name = 'payouts-api' AND wait_event_type = 'Lock'`;
-    return waiting?.n === 1;
-  });
+  try {
+    await eventually(async () => {
+      const [waiting] = await locker`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name = 'payouts-api' AND wait_event_type = 'Lock'`;
+      return waiting?.n === 1;
+    });
 
-  api.kill("SIGTERM");
-  // No new connections once it is stopping.
-  await eventually(
-    () =>
-      fetch(`${base}/health/live`).then(
-        () => false,
-        () => true,
-      ),
-    5000,
-  );
-  expect(api.exitCode).toBeNull();
-
-  unlock.resolve();
+    api.kill("SIGTERM");
+    // No new connections once it is stopping.
+    await eventually(
+      () =>
+        // A new connection each time: a pooled keep-alive one would not show the listener closed.
+        fetch(`${base}/health/live`, { keepalive: false }).then(
+          () => false,
+          () => true,
+        ),
+      5000,
+    );
+    expect(api.exitCode).toBeNull();
+  } finally {
+    // Whatever failed above, the row lock goes: a test left holding it would stall every later one.
+    unlock.resolve();
+  }
   await holding;
   const response = await inFlight;
   expect(response.status).toBe(200);
