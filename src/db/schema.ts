@@ -34,6 +34,9 @@ export const payouts = pgTable(
     failureReason: text("failure_reason"),
     /** Gateway attempts so far; counted when a worker claims the payout. */
     attempts: smallint("attempts").notNull().default(0),
+    /** When a worker last claimed it: only workers write this, so a client's edit cannot make a
+     * lost PROCESSING payout look alive to the relay. */
+    claimedAt: instant("claimed_at"),
     /** When the id was confirmed by the broker; NULL means the relay still has to publish it. */
     publishedAt: instant("published_at"),
     createdAt: instant("created_at").notNull().defaultNow(),

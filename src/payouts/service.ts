@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
@@ -41,6 +41,27 @@ const inPayoutOrder = (stored: unknown) => {
 
 const CANCELLABLE_FROM = STATUSES.filter((s) => TRANSITIONS[s].includes("CANCELLED"));
 
+/**
+ * Each column of a new payout, for the batch INSERT ... SELECT: drizzle names every column of the
+ * table, in its order, so the select list is built in that order; the type makes a new column
+ * fail to compile until it has its value here.
+ */
+const NEW_ROW: Record<keyof PayoutRow, SQL> = {
+  id: sql`t.id`,
+  amount: sql`t.amount`,
+  currency: sql`t.currency`,
+  recipientDetails: sql`t.recipient_details`,
+  comment: sql`t.comment`,
+  status: sql`'NEW'`,
+  failureReason: sql`NULL`,
+  attempts: sql`0`,
+  claimedAt: sql`NULL`,
+  publishedAt: sql`NULL`,
+  createdAt: sql`now()`,
+  updatedAt: sql`now()`,
+  processedAt: sql`NULL`,
+};
+
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
 export function payoutService(db: Db) {
   const newRow = (input: CreatePayoutInput) => ({
@@ -59,12 +80,14 @@ export function payoutService(db: Db) {
 
   // Creates without a key that arrive together are one multi-row INSERT: one round trip and one
   // commit for all of them, each request still answered only after that commit.
-  // Prepared once: the batch travels as one JSON parameter, so no SQL is built per request. The
-  // select list follows the table's column order (drizzle names every column in the INSERT).
+  // Prepared once: the batch travels as one JSON parameter, so no SQL is built per request.
   const insertMany = db
     .insert(payouts)
     .select(
-      sql`SELECT t.id, t.amount, t.currency, t.recipient_details, t.comment, 'NEW', NULL, 0, NULL, now(), now(), NULL
+      sql`SELECT ${sql.join(
+        Object.keys(getTableColumns(payouts)).map((column) => NEW_ROW[column as keyof PayoutRow]),
+        sql`, `,
+      )}
           FROM jsonb_to_recordset(${sql.placeholder("rows")}::jsonb)
             AS t(id uuid, amount numeric(12, 2), currency currency, recipient_details varchar(255), comment varchar(1000))`,
     )

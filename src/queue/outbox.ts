@@ -71,7 +71,7 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
             and(
               eq(payouts.status, "PROCESSING"),
               lt(
-                sql`greatest(${payouts.updatedAt}, ${payouts.publishedAt})`,
+                sql`coalesce(greatest(${payouts.claimedAt}, ${payouts.publishedAt}), ${payouts.updatedAt})`,
                 sql`now() - make_interval(secs => ${options.stuckAfterMs / 1000})`,
               ),
             ),

@@ -72,7 +72,7 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
   // Both are prepared once; a batch travels as one parameter.
   const claimMany = db
     .update(payouts)
-    .set({ status: "PROCESSING", attempts: sql`${payouts.attempts} + 1`, updatedAt: sql`now()` })
+    .set({ status: "PROCESSING", attempts: sql`${payouts.attempts} + 1`, claimedAt: sql`now()`, updatedAt: sql`now()` })
     .where(
       // A NEW payout is claimed by anyone; a PROCESSING one only by a message that says its holder
       // is gone (a broker redelivery, a scheduled retry, recovery at start-up).

@@ -58,10 +58,17 @@ test("a PROCESSING payout whose message was lost is published again for takeover
     status: "PROCESSING",
     attempts: 1,
     createdAt: ago(600),
-    updatedAt: ago(300),
     publishedAt: ago(600),
+    claimedAt: ago(300),
+    // A client edited its comment a second ago: that says nothing about whether a worker holds it.
+    updatedAt: ago(1),
   });
-  const held = await insertPayout(database, { status: "PROCESSING", attempts: 1, publishedAt: ago(1) });
+  const held = await insertPayout(database, {
+    status: "PROCESSING",
+    attempts: 1,
+    publishedAt: ago(600),
+    claimedAt: ago(1),
+  });
   await startWorker(fixtures.broker);
 
   expect(await outbox.relayOnce()).toBe(1);
