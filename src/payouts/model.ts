@@ -146,5 +146,26 @@ export const Problem = Type.Object(
   },
   {
     description: "RFC 9457 problem details, served as application/problem+json.",
+    examples: [
+      {
+        type: "about:blank",
+        title: "Validation failed",
+        status: 400,
+        code: "validation_error",
+        detail: "2 fields are invalid",
+        errors: [
+          { field: "amount", message: "must be at least 0.01" },
+          { field: "currency", message: "must be one of RUB, USD, EUR" },
+        ],
+      },
+      {
+        type: "about:blank",
+        title: "Status forbids the change",
+        status: 409,
+        code: "status_conflict",
+        detail: "the payout is COMPLETED: only a NEW payout can be cancelled",
+        current_status: "COMPLETED",
+      },
+    ],
   },
 );
