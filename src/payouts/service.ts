@@ -62,6 +62,30 @@ const NEW_ROW: Record<keyof PayoutRow, SQL> = {
   processedAt: sql`NULL`,
 };
 
+/**
+ * One page of the list, one more row than asked for (it tells whether there is a next page). The
+ * order and the cursor's row comparison match the (created_at, id) indexes, alone or after status
+ * or currency: PostgreSQL reads the page from an index, backwards, and sorts nothing.
+ */
+export function pageQuery(db: Db, query: ListQuery) {
+  const { cursor } = query;
+  return db
+    .select()
+    .from(payouts)
+    .where(
+      and(
+        query.status && eq(payouts.status, query.status),
+        query.currency && eq(payouts.currency, query.currency),
+        query.createdAfter && gte(payouts.createdAt, query.createdAfter),
+        query.createdBefore && lt(payouts.createdAt, query.createdBefore),
+        cursor &&
+          sql`(${payouts.createdAt}, ${payouts.id}) < (${cursor.createdAt.toISOString()}::timestamptz, ${cursor.id}::uuid)`,
+      ),
+    )
+    .orderBy(desc(payouts.createdAt), desc(payouts.id))
+    .limit(query.limit + 1);
+}
+
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
 export function payoutService(db: Db) {
   const newRow = (input: CreatePayoutInput) => ({
@@ -168,22 +192,7 @@ export function payoutService(db: Db) {
 
     /** Keyset pagination, newest first: each page is one index range scan, however deep. */
     async list(query: ListQuery): Promise<{ results: Payout[]; next_cursor: string | null }> {
-      const { cursor } = query;
-      const rows = await db
-        .select()
-        .from(payouts)
-        .where(
-          and(
-            query.status && eq(payouts.status, query.status),
-            query.currency && eq(payouts.currency, query.currency),
-            query.createdAfter && gte(payouts.createdAt, query.createdAfter),
-            query.createdBefore && lt(payouts.createdAt, query.createdBefore),
-            cursor &&
-              sql`(${payouts.createdAt}, ${payouts.id}) < (${cursor.createdAt.toISOString()}::timestamptz, ${cursor.id}::uuid)`,
-          ),
-        )
-        .orderBy(desc(payouts.createdAt), desc(payouts.id))
-        .limit(query.limit + 1);
+      const rows = await pageQuery(db, query);
       const page = rows.slice(0, query.limit);
       const last = page.at(-1);
       return {
