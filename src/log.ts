@@ -10,9 +10,19 @@ export type Logger = {
   child(fields: Fields): Logger;
 };
 
+/**
+ * An error as a log field, with its cause. A failed query's message carries its parameters (an
+ * amount, recipient details): they are cut, the statement and the database's reason are kept.
+ */
 function errorFields(value: unknown): unknown {
   if (!(value instanceof Error)) return value;
-  return { name: value.name, message: value.message, stack: value.stack };
+  const message = value.message.split("\nparams:")[0] as string;
+  return {
+    name: value.name,
+    message,
+    stack: value.stack?.replace(value.message, message),
+    ...(value.cause === undefined ? {} : { cause: errorFields(value.cause) }),
+  };
 }
 
 /** Where finished lines go: warn and error to stderr, the rest to stdout. Tests pass their own. */
