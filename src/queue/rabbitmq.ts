@@ -85,6 +85,16 @@ class RabbitConnection {
       connection.on("close", () => this.lost());
       const channel = await connection.createConfirmChannel();
       channel.on("error", (err) => this.log.warn("broker channel error", { err }));
+      channel.on("return", (returned: ConsumeMessage) => {
+        // The broker had no queue for a message (deleted while we were connected): the publish
+        // fails, and a new connection declares the topology again.
+        unroutable(channel).add(returned.properties.messageId as string);
+        this.log.error("broker returned an unroutable message; reconnecting to declare the queues again", {
+          queue: returned.fields.routingKey,
+        });
+        // After the message's confirm, which follows the return, has been read.
+        setImmediate(() => void channel.close().catch(() => {}));
+      });
       channel.on("close", () => {
         if (this.channel === channel) void connection.close().catch(() => {});
       });
@@ -139,14 +149,24 @@ function send(channel: ConfirmChannel, queue: string, message: PayoutMessage): P
     channel.sendToQueue(
       queue,
       Buffer.from(JSON.stringify(message)),
-      { persistent: true, contentType: "application/json", messageId: message.id },
+      // mandatory: a message no queue takes comes back (before its confirm) instead of vanishing.
+      { persistent: true, mandatory: true, contentType: "application/json", messageId: message.id },
       (err) => {
         clearTimeout(timer);
         if (err) reject(err);
+        else if (unroutable(channel).delete(message.id)) reject(new Error(`no queue took the message for ${queue}`));
         else resolve();
       },
     );
   });
+}
+
+// Ids of the messages a channel's broker returned as unroutable, not yet matched to their confirm.
+const returnedIds = new WeakMap<ConfirmChannel, Set<string>>();
+function unroutable(channel: ConfirmChannel): Set<string> {
+  const ids = returnedIds.get(channel) ?? new Set<string>();
+  returnedIds.set(channel, ids);
+  return ids;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -162,4 +162,23 @@ describe("the consumer's connection", () => {
     await eventually(async () => (await broker.depth(QUEUE)).messages === 0);
     expect(await broker.depth(retryQueue(delay))).toEqual({ messages: 0, consumers: 0 });
   }, 30_000);
+
+  test("a publish to a queue deleted under a live connection fails instead of vanishing, and the next one lands", async () => {
+    const publisher = rabbitPublisher(amqpUrl(), [], log);
+    onCleanup(() => publisher.close());
+    await publisher.ready(10_000);
+    await broker.channel.deleteQueue(QUEUE);
+
+    // Confirmed by the broker but routed nowhere: without `mandatory` this would resolve.
+    await expect(publisher.publish([{ id: Bun.randomUUIDv7() }])).rejects.toThrow();
+    // The publisher reconnects, declaring the queue again; then publishing works.
+    const id = Bun.randomUUIDv7();
+    await eventually(() =>
+      publisher.publish([{ id }]).then(
+        () => true,
+        () => false,
+      ),
+    );
+    await eventually(async () => (await broker.depth(QUEUE)).messages === 1);
+  }, 30_000);
 });
