@@ -1,5 +1,7 @@
 // Payouts in a given state, and the database reads that tests assert on. Statuses are reached by
 // the only paths the status machine's trigger allows, written directly in SQL as the worker would.
+
+import { expect } from "bun:test";
 import { type SQL, sql } from "drizzle-orm";
 import postgres from "postgres";
 import type { Database } from "../src/db/client";
@@ -15,6 +17,31 @@ export const validBody = {
 };
 
 export const problemType = "application/problem+json";
+
+type Response = { status: number; headers: Headers; body: unknown };
+type Problem = { status: number; code: string; title: string; detail: string; [extra: string]: unknown };
+
+/** The response is exactly this problem+json: status, content type and the whole body. */
+export function expectProblem(response: Response, { status, title, code, detail, ...extra }: Problem): void {
+  expect(response.status).toBe(status);
+  expect(response.headers.get("content-type")).toBe(problemType);
+  expect(response.body).toEqual({ type: "about:blank", title, status, code, detail, ...extra });
+}
+
+/** The response is the 400 that names these invalid fields (or headers, or query parameters). */
+export function expectValidationProblem(
+  response: Response,
+  errors: { field: string; message: string }[],
+  what: "field" | "header" | "query parameter" = "field",
+): void {
+  expectProblem(response, {
+    status: 400,
+    title: "Validation failed",
+    code: "validation_error",
+    detail: errors.length === 1 ? `1 ${what} is invalid` : `${errors.length} ${what}s are invalid`,
+    errors,
+  });
+}
 
 /** Creates a payout through the api and returns its body. */
 export async function createPayout(api: Api, overrides: Record<string, unknown> = {}) {

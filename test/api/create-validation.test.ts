@@ -1,6 +1,6 @@
 // POST /api/payouts/: every field rule of the contract. A refused request creates nothing.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
-import { countRows, payoutRow, problemType, validBody } from "../fixtures";
+import { countRows, expectValidationProblem, payoutRow, validBody } from "../fixtures";
 import { testApi, testDatabase } from "../helpers";
 
 const database = testDatabase();
@@ -16,16 +16,7 @@ beforeEach(async () => {
 /** Posts a raw JSON text (so that numbers keep the digits written) and expects one refused field. */
 async function expectRefused(json: string, errors: { field: string; message: string }[]) {
   const response = await api.request("POST", "/api/payouts/", json);
-  expect(response.status).toBe(400);
-  expect(response.headers.get("content-type")).toBe(problemType);
-  expect(response.body).toEqual({
-    type: "about:blank",
-    title: "Validation failed",
-    status: 400,
-    code: "validation_error",
-    detail: errors.length === 1 ? "1 field is invalid" : `${errors.length} fields are invalid`,
-    errors,
-  });
+  expectValidationProblem(response, errors);
   expect(await countRows(database, "payouts")).toBe(payoutsBefore);
   expect(api.handedOff).toEqual([]);
 }

@@ -1,7 +1,7 @@
 // Idempotency-Key on POST /api/payouts/: a retried request never makes a second payout.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { countRows, problemType, query, validBody } from "../fixtures";
+import { countRows, expectProblem, expectValidationProblem, query, validBody } from "../fixtures";
 import { testApi, testDatabase } from "../helpers";
 
 const database = testDatabase(10);
@@ -101,12 +101,9 @@ describe("reuse with another body", () => {
     const keysBefore = await countRows(database, "idempotency_keys");
 
     const other = await post({ ...validBody, amount: "1500.01" }, key);
-    expect(other.status).toBe(422);
-    expect(other.headers.get("content-type")).toBe(problemType);
-    expect(other.body).toEqual({
-      type: "about:blank",
-      title: "Idempotency key reused",
+    expectProblem(other, {
       status: 422,
+      title: "Idempotency key reused",
       code: "idempotency_key_reused",
       detail: "this Idempotency-Key was first used with a different request body; nothing was created",
     });
@@ -183,16 +180,11 @@ describe("invalid keys", () => {
     test(`${name} is refused with 400 and creates nothing`, async () => {
       const payoutsBefore = await countRows(database, "payouts");
       const response = await post(validBody, key);
-      expect(response.status).toBe(400);
-      expect(response.headers.get("content-type")).toBe(problemType);
-      expect(response.body).toEqual({
-        type: "about:blank",
-        title: "Validation failed",
-        status: 400,
-        code: "validation_error",
-        detail: "1 header is invalid",
-        errors: [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
-      });
+      expectValidationProblem(
+        response,
+        [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
+        "header",
+      );
       expect(await countRows(database, "payouts")).toBe(payoutsBefore);
       expect(api.handedOff).toEqual([]);
     });

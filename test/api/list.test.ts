@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { payouts } from "../../src/db/schema";
 import { CURRENCIES, STATUSES } from "../../src/payouts/model";
-import { problemType } from "../fixtures";
+import { expectValidationProblem } from "../fixtures";
 import { resetDatabase, testApi, testDatabase } from "../helpers";
 
 const database = testDatabase();
@@ -274,16 +274,7 @@ describe("refused query parameters", () => {
   for (const [name, query, errors] of cases) {
     test(`${name} is refused with 400`, async () => {
       const response = await api.request("GET", `/api/payouts/?${query}`);
-      expect(response.status).toBe(400);
-      expect(response.headers.get("content-type")).toBe(problemType);
-      expect(response.body).toEqual({
-        type: "about:blank",
-        title: "Validation failed",
-        status: 400,
-        code: "validation_error",
-        detail: errors.length === 1 ? "1 query parameter is invalid" : `${errors.length} query parameters are invalid`,
-        errors,
-      });
+      expectValidationProblem(response, errors, "query parameter");
     });
   }
 });

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { STATUSES, type Status } from "../../src/payouts/model";
-import { createPayout, moveTo, payoutRow, problemType, query } from "../fixtures";
+import { createPayout, expectProblem, moveTo, payoutRow, problemType, query } from "../fixtures";
 import { testApi, testDatabase } from "../helpers";
 
 const database = testDatabase();
@@ -28,12 +28,9 @@ async function expectConflict(
 ): Promise<void> {
   const before = await payoutRow(database, id);
   const response = await api.request(method, `/api/payouts/${id}/`, body);
-  expect(response.status).toBe(409);
-  expect(response.headers.get("content-type")).toBe(problemType);
-  expect(response.body).toEqual({
-    type: "about:blank",
-    title: "Status forbids the change",
+  expectProblem(response, {
     status: 409,
+    title: "Status forbids the change",
     code: "status_conflict",
     detail: `the payout is ${current}: ${detail}`,
     current_status: current,

@@ -1,7 +1,7 @@
 // PATCH /api/payouts/{id}/: the field rules of the contract. A refused request changes nothing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { createPayout, payoutRow, problemType } from "../fixtures";
+import { createPayout, expectValidationProblem, payoutRow } from "../fixtures";
 import { testApi, testDatabase } from "../helpers";
 
 const database = testDatabase();
@@ -16,16 +16,7 @@ beforeAll(async () => {
 async function expectRefused(json: string, errors: { field: string; message: string }[]) {
   const before = await payoutRow(database, id);
   const response = await api.request("PATCH", `/api/payouts/${id}/`, json);
-  expect(response.status).toBe(400);
-  expect(response.headers.get("content-type")).toBe(problemType);
-  expect(response.body).toEqual({
-    type: "about:blank",
-    title: "Validation failed",
-    status: 400,
-    code: "validation_error",
-    detail: errors.length === 1 ? "1 field is invalid" : `${errors.length} fields are invalid`,
-    errors,
-  });
+  expectValidationProblem(response, errors);
   expect(await payoutRow(database, id)).toEqual(before);
 }
 
