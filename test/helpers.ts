@@ -67,3 +67,25 @@ export async function eventually<T>(
     await Bun.sleep(everyMs);
   }
 }
+
+/**
+ * Creates a payout on a running api over HTTP (201 expected) and waits until it reads COMPLETED;
+ * returns it as the api shows it.
+ */
+export async function createAndAwaitCompleted(
+  base: string,
+  body: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
+  const created = await fetch(`${base}/api/payouts/`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${await created.text()}`);
+  const { id } = (await created.json()) as { id: string };
+  return eventually(async () => {
+    const payout = (await (await fetch(`${base}/api/payouts/${id}/`)).json()) as Record<string, unknown>;
+    return payout.status === "COMPLETED" ? payout : undefined;
+  }, timeoutMs);
+}

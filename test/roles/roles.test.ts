@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually } from "../helpers";
+import { createAndAwaitCompleted, eventually } from "../helpers";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -118,19 +118,12 @@ describe("the embedded default", () => {
       const base = `http://127.0.0.1:${port}`;
 
       await eventually(async () => (await fetch(`${base}/health/ready`).catch(() => undefined))?.ok, 45_000, 100);
-      const created = await fetch(`${base}/api/payouts/`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ amount: "12.34", currency: "EUR", recipient_details: "embedded" }),
-      });
-      expect(created.status).toBe(201);
-      const { id } = (await created.json()) as { id: string };
-
-      const done = await eventually(async () => {
-        const payout = (await (await fetch(`${base}/api/payouts/${id}/`)).json()) as Record<string, unknown>;
-        return payout.status === "COMPLETED" ? payout : undefined;
-      }, 30_000);
-      expect(done).toMatchObject({ id, amount: "12.34", status: "COMPLETED", failure_reason: null });
+      const done = await createAndAwaitCompleted(
+        base,
+        { amount: "12.34", currency: "EUR", recipient_details: "embedded" },
+        30_000,
+      );
+      expect(done).toMatchObject({ amount: "12.34", status: "COMPLETED", failure_reason: null });
       expect(done.processed_at).toEqual(expect.any(String));
 
       started.kill("SIGTERM");

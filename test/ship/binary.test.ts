@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { eventually } from "../helpers";
+import { createAndAwaitCompleted, eventually } from "../helpers";
 
 const root = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "payouts-binary-"));
@@ -87,18 +87,11 @@ test("--role=migrate finds the migrations beside the binary and exits 0", () => 
 
 test("a payout posted to the binary's api is paid by the binary's worker", async () => {
   await apiReady();
-  const created = await fetch(`${api}/api/payouts/`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ amount: "12.34", currency: "EUR", recipient_details: "binary test" }),
-  });
-  expect(created.status).toBe(201);
-  const { id } = (await created.json()) as { id: string };
-
-  const payout = await eventually(async () => {
-    const body = (await (await fetch(`${api}/api/payouts/${id}/`)).json()) as { status: string; amount: string };
-    return body.status === "COMPLETED" && body;
-  }, 20_000);
+  const payout = await createAndAwaitCompleted(
+    api,
+    { amount: "12.34", currency: "EUR", recipient_details: "binary test" },
+    20_000,
+  );
   expect(payout.amount).toBe("12.34");
 });
 
