@@ -61,18 +61,23 @@ export const payouts = pgTable(
 );
 
 /**
- * One row per Idempotency-Key ever accepted. It outlives the payout (a DELETE does not free the
- * key), so a retried request can never create a second payout.
+ * One row per Idempotency-Key accepted within IDEMPOTENCY_KEY_TTL_MS. It outlives the payout (a
+ * DELETE does not free the key), so a retry within that time can never create a second payout.
  */
-export const idempotencyKeys = pgTable("idempotency_keys", {
-  key: varchar("key", { length: 255 }).primaryKey(),
-  /** SHA-256 of the normalised request body: the same key with another body is refused. */
-  fingerprint: text("fingerprint").notNull(),
-  payoutId: uuid("payout_id").notNull(),
-  responseStatus: integer("response_status").notNull(),
-  responseBody: jsonb("response_body").notNull(),
-  createdAt: instant("created_at").notNull().defaultNow(),
-});
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    key: varchar("key", { length: 255 }).primaryKey(),
+    /** SHA-256 of the normalised request body: the same key with another body is refused. */
+    fingerprint: text("fingerprint").notNull(),
+    payoutId: uuid("payout_id").notNull(),
+    responseStatus: integer("response_status").notNull(),
+    responseBody: jsonb("response_body").notNull(),
+    createdAt: instant("created_at").notNull().defaultNow(),
+  },
+  // The retention purge reads the oldest keys first, a few hundred at a time: from this index.
+  (t) => [index("idempotency_keys_created_idx").on(t.createdAt)],
+);
 
 /**
  * The simulated payout gateway's own ledger (what a real provider keeps on its side). Keyed by
