@@ -6,6 +6,7 @@
 FROM oven/bun:1.4.4 AS build
 WORKDIR /src
 COPY package.json bun.lock bunfig.toml ./
+COPY patches ./patches
 # The build needs only the runtime dependencies; no lifecycle scripts (git hooks) in an image.
 RUN bun install --frozen-lockfile --production --ignore-scripts
 COPY tsconfig.json ./

@@ -148,6 +148,14 @@ describe("Dockerfile", () => {
       .filter((l) => l && !l.startsWith("#"));
     expect(patterns[0]).toBe("*");
     const allowed = patterns.filter((p) => p.startsWith("!")).map((p) => p.slice(1).replace(/\/$/, ""));
-    expect(allowed.sort()).toEqual(["bun.lock", "bunfig.toml", "drizzle", "package.json", "src", "tsconfig.json"]);
+    expect(allowed.sort()).toEqual([
+      "bun.lock",
+      "bunfig.toml",
+      "drizzle",
+      "package.json",
+      "patches",
+      "src",
+      "tsconfig.json",
+    ]);
   });
 });
