@@ -7,7 +7,7 @@ import { payoutService } from "../payouts/service";
 import { openapiDocs, swaggerHtml } from "./openapi";
 import { payoutRoutes } from "./payouts";
 import { problemResponse, toProblem } from "./problem";
-import { payoutIdParam, REQUEST_ID_HEADER, requestLog } from "./request-log";
+import { pathOf, payoutIdParam, REQUEST_ID_HEADER, requestLog } from "./request-log";
 
 export type ApiDeps = {
   database: Database;
@@ -18,18 +18,36 @@ export type ApiDeps = {
   brokerConnected: () => boolean;
 };
 
-// Known paths and their methods: a known path with another method is a 405, not a 404.
-const KNOWN_PATHS: [RegExp, string][] = [
-  [/^\/api\/payouts\/?$/, "GET, POST"],
-  [/^\/api\/payouts\/[^/]+\/?$/, "GET, PATCH, DELETE"],
-  [/^\/swagger(\/json)?\/?$/, "GET"],
-  [/^\/health\/(live|ready)\/?$/, "GET"],
-  [/^\/metrics\/?$/, "GET"],
-];
+const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+const methodRank = (method: string) => {
+  const rank = METHOD_ORDER.indexOf(method);
+  return rank === -1 ? METHOD_ORDER.length : rank;
+};
 
-function notFoundOrNotAllowed(request: Request): Response {
-  const path = new URL(request.url).pathname;
-  const allow = KNOWN_PATHS.find(([pattern]) => pattern.test(path))?.[1];
+/**
+ * The app's own routes as path matchers, each with the methods it answers (its `Allow`): a known
+ * path with another method is a 405, not a 404. Read from the routes themselves, so that no route
+ * can be left out. The trailing slash is optional, as it is for the router.
+ */
+export function allowedMethods(routes: readonly { method: string; path: string }[]): [RegExp, string][] {
+  const byPattern = new Map<string, Set<string>>();
+  for (const { method, path } of routes) {
+    const pattern = path
+      .replace(/\/$/, "")
+      .split("/")
+      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    byPattern.set(pattern, (byPattern.get(pattern) ?? new Set()).add(method));
+  }
+  return [...byPattern].map(([pattern, methods]) => [
+    new RegExp(`^${pattern}/?$`),
+    [...methods].sort((a, b) => methodRank(a) - methodRank(b)).join(", "),
+  ]);
+}
+
+function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]): Response {
+  const path = pathOf(request.url);
+  const allow = allowTable.find(([pattern]) => pattern.test(path))?.[1];
   if (allow) {
     return problemResponse(
       new AppError(
@@ -47,11 +65,22 @@ function notFoundOrNotAllowed(request: Request): Response {
 export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps) {
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
-  const app = new Elysia()
+  let allowTable: [RegExp, string][] = [];
+  // The Host header plays no part in routing: Elysia's default finds the path after at least four
+  // characters of host name, so `Host: api` (a Kubernetes Service named api) routed nowhere. The
+  // path is found after "http://" instead: the server speaks plain HTTP, TLS ends before it.
+  const app = new Elysia({ handler: { standardHostname: false } })
     .use(requestLog(log))
+    .onRequest(({ request }) => {
+      // Bun leaves the URL relative when the Host header is empty or not a host name (RFC 9112:
+      // a request with an invalid Host is a 400).
+      if (!request.url.startsWith("http://")) {
+        return problemResponse(new AppError(400, "invalid_host", "Bad request", "the Host header must name a host"));
+      }
+    })
     .onError(({ code, error, request, route, params, set }) => {
       const problem = () => {
-        if (code === "NOT_FOUND") return notFoundOrNotAllowed(request);
+        if (code === "NOT_FOUND") return notFoundOrNotAllowed(request, allowTable);
         if (code === "PARSE") {
           // Elysia wraps whatever the body reader throws in its ParseError: a 413 or 415 stays one.
           if (error.cause instanceof AppError) return problemResponse(error.cause);
@@ -61,7 +90,7 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
           request_id: set.headers[REQUEST_ID_HEADER],
           method: request.method,
           route,
-          path: new URL(request.url).pathname,
+          path: pathOf(request.url),
           payout_id: payoutIdParam(params),
         });
       };
@@ -93,5 +122,6 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
     .use(payoutRoutes(payoutService(database.db), onCreated));
   handle = app.handle;
+  allowTable = allowedMethods(app.routes);
   return app;
 }

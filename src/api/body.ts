@@ -4,6 +4,7 @@ import { parseJsonExact } from "../payouts/amount";
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const CHARSET = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -15,8 +16,19 @@ const tooLarge = () =>
  * and never buffers more than the limit, whatever Content-Length claims.
  */
 export async function readJsonBody(request: Request): Promise<unknown> {
-  if (!JSON_TYPE.test(request.headers.get("content-type") ?? "")) {
+  const type = request.headers.get("content-type") ?? "";
+  if (!JSON_TYPE.test(type)) {
     throw new AppError(415, "unsupported_media_type", "Unsupported media type", "the body must be application/json");
+  }
+  // JSON is UTF-8 (RFC 8259): a body declared in another charset would be read as something else.
+  const charset = CHARSET.exec(type);
+  if (charset && (charset[1] ?? charset[2] ?? "").toLowerCase() !== "utf-8") {
+    throw new AppError(
+      415,
+      "unsupported_media_type",
+      "Unsupported media type",
+      "the body must be UTF-8 (charset=utf-8)",
+    );
   }
   const length = request.headers.get("content-length");
   if (Number(length) > BODY_LIMIT_BYTES) throw tooLarge();
@@ -29,11 +41,60 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   } catch {
     throw new AppError(400, "invalid_json", "Invalid JSON", "the body is not valid UTF-8");
   }
+  let body: unknown;
   try {
-    return parseJsonExact(text);
+    body = parseJsonExact(text);
   } catch (error) {
     throw new AppError(400, "invalid_json", "Invalid JSON", `the body is not valid JSON: ${(error as Error).message}`);
   }
+  // JSON.parse keeps the last of two equal keys: {"amount":"1.00","amount":"9999.00"} must not
+  // pass for either amount.
+  const repeated = repeatedKey(text);
+  if (repeated !== undefined) {
+    throw new AppError(
+      400,
+      "invalid_json",
+      "Invalid JSON",
+      `the body is ambiguous: the key ${JSON.stringify(repeated)} appears twice`,
+    );
+  }
+  return body;
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text, which JSON.parse has accepted.
+ * Keys are compared decoded, so "a" and "\u0061" are the same key.
+ */
+function repeatedKey(text: string): string | undefined {
+  const open: (Set<string> | undefined)[] = []; // one per open bracket: an object's keys, or undefined for an array
+  let keyNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      const keys = open.at(-1);
+      if (keyNext && keys) {
+        const raw = text.slice(i + 1, end);
+        const key = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      keyNext = false;
+      i = end;
+    } else if (c === "{") {
+      open.push(new Set());
+      keyNext = true;
+    } else if (c === "[") {
+      open.push(undefined);
+    } else if (c === "}" || c === "]") {
+      open.pop();
+      keyNext = false;
+    } else if (c === ",") {
+      keyNext = open.at(-1) !== undefined;
+    }
+  }
+  return undefined;
 }
 
 async function readLimited(body: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {

@@ -18,6 +18,13 @@ const CREATED_LOCATION = /^\/api\/payouts\/([0-9a-f-]{36})\/$/;
 
 type Status = number | keyof typeof StatusMap;
 
+/** The path of a request's URL, without the query (cheaper than `new URL` on every request). */
+export function pathOf(url: string): string {
+  const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+  const queryStart = url.indexOf("?", pathStart);
+  return url.slice(pathStart, queryStart === -1 ? undefined : queryStart);
+}
+
 /** The payout a route's `:id` names, for log lines; undefined when it is not a payout id. */
 export const payoutIdParam = (params: Record<string, string | undefined> | undefined): string | undefined =>
   typeof params?.id === "string" && isUuid(params.id) ? params.id.toLowerCase() : undefined;
@@ -44,9 +51,6 @@ export function requestLog(log: Logger) {
       const pattern = route || "unmatched";
       httpRequestDuration.observe(seconds, { method, route: pattern, status: `${status}` });
 
-      const url = request.url;
-      const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-      const queryStart = url.indexOf("?", pathStart);
       // The payout a request is about: its path's id, or the one a create answered with.
       const payoutId =
         payoutIdParam(params) ??
@@ -57,7 +61,7 @@ export function requestLog(log: Logger) {
         request_id: set.headers[REQUEST_ID_HEADER],
         method: request.method,
         route: pattern,
-        path: url.slice(pathStart, queryStart === -1 ? undefined : queryStart),
+        path: pathOf(request.url),
         status,
         duration_ms: Math.round(seconds * 10_000) / 10,
         ...(payoutId ? { payout_id: payoutId } : {}),

@@ -85,7 +85,8 @@ function validateObject<T>(
   const errors: FieldError[] = [];
   const value: Record<string, unknown> = {};
   for (const [field, raw] of Object.entries(body)) {
-    const check = checks[field];
+    // Own properties only: a field named "constructor" or "__proto__" is unknown, not Object's.
+    const check = Object.hasOwn(checks, field) ? checks[field] : undefined;
     if (!check) {
       errors.push({ field, message: readOnly.has(field) ? "is read-only" : "is not a known field" });
       continue;
@@ -95,7 +96,7 @@ function validateObject<T>(
     else errors.push({ field, message: result.message });
   }
   for (const field of required) {
-    if (!(field in body)) errors.push({ field, message: "is required" });
+    if (!Object.hasOwn(body, field)) errors.push({ field, message: "is required" });
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value: value as T };
 }
@@ -147,24 +148,46 @@ function decodeCursor(raw: string): Cursor | undefined {
   return { createdAt, id: id.toLowerCase() };
 }
 
+const isLeapYear = (year: number) => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+// The instants a timestamp may name: years 0001 to 9999 in UTC, which PostgreSQL and
+// Date.prototype.toISOString both write as four digits (PostgreSQL has no year 0000).
+const EARLIEST = Date.parse("0001-01-01T00:00:00.000Z");
+const LATEST = Date.parse("9999-12-31T23:59:59.999Z");
+
 /**
- * The instant an RFC 3339 timestamp names. Date alone rolls 2026-02-30 over into March and drops
- * the digits past the millisecond; timestamps are stored in whole milliseconds, so a finer bound
- * is rounded up to the next one, which selects exactly the rows the exact bound would.
+ * The instant an RFC 3339 timestamp names, within years 0001 to 9999 UTC. Date alone rolls
+ * 2026-02-30 over into March and drops the digits past the millisecond; timestamps are stored in
+ * whole milliseconds, so a finer bound is rounded up to the next one, which selects exactly the
+ * rows the exact bound would.
  */
 function instant(raw: string): Date | undefined {
   const match = RFC3339.exec(raw);
   if (!match) return undefined;
   const field = (i: number) => Number(match[i] ?? 0);
-  const [year, month, day] = [field(1), field(2), field(3)];
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return undefined;
-  if (field(4) > 23 || field(5) > 59 || field(6) > 59 || field(8) > 23 || field(9) > 59) return undefined;
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = [1, 2, 3, 4, 5, 6, 8, 9].map(field) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
+  if (daysInMonth === undefined || day < 1 || day > daysInMonth) return undefined;
+  if (hour > 23 || minute > 59 || second > 59 || offsetHours > 23 || offsetMinutes > 59) return undefined;
   const fraction = match[7] ?? "";
-  const wholeMs = Date.parse(raw.replace(fraction, ""));
-  if (Number.isNaN(wholeMs)) return undefined;
   const ms = Number(fraction.slice(1, 4).padEnd(3, "0")) + (/[1-9]/.test(fraction.slice(4)) ? 1 : 0);
-  return new Date(wholeMs + ms);
+  const offset = (raw.at(-6) === "-" ? -1 : 1) * (offsetHours * 60 + offsetMinutes);
+  // setUTCFullYear, unlike Date.UTC, takes years 0 to 99 as written, not as 1900 to 1999.
+  const at = new Date(0);
+  at.setUTCFullYear(year, month - 1, day);
+  at.setUTCHours(hour, minute - offset, second, ms);
+  const time = at.getTime();
+  return time >= EARLIEST && time <= LATEST ? at : undefined;
 }
 
 const queryChecks: Record<string, (raw: string, q: ListQuery) => string | undefined> = {
@@ -201,7 +224,7 @@ export function validateListQuery(params: URLSearchParams): Validated<ListQuery>
   const errors: FieldError[] = [];
   const seen = new Set<string>();
   for (const [field, raw] of params) {
-    const check = queryChecks[field];
+    const check = Object.hasOwn(queryChecks, field) ? queryChecks[field] : undefined;
     let message: string | undefined;
     if (!check) message = "is not a known query parameter";
     else if (seen.has(field)) message = "must be given once";

@@ -129,3 +129,99 @@ describe("create", () => {
     expect(await countRows(database, "payouts")).toBe(before);
   });
 });
+
+describe("405 and Allow, from the app's own routes", () => {
+  const id = "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10";
+  // Written out by hand: the server derives Allow from its routes, this is what it must come to.
+  const allow: Record<string, string> = {
+    "/api/payouts/": "GET, POST",
+    "/api/payouts/:id/": "GET, PATCH, DELETE",
+    "/swagger": "GET",
+    "/swagger/json": "GET",
+    "/swagger/assets/swagger-ui.css": "GET",
+    "/swagger/assets/swagger-ui-bundle.js": "GET",
+    "/health/live": "GET",
+    "/health/ready": "GET",
+    "/metrics": "GET",
+  };
+
+  test("every route of the app is listed here", () => {
+    expect([...new Set(api.app.routes.map((r) => r.path))].sort()).toEqual(Object.keys(allow).sort());
+  });
+
+  for (const [pattern, methods] of Object.entries(allow)) {
+    const path = pattern.replace(":id", id);
+    for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]) {
+      if (methods.split(", ").includes(method)) continue;
+      for (const slash of pattern.endsWith("/") ? [path, path.slice(0, -1)] : [path, `${path}/`]) {
+        test(`${method} ${slash} is a 405 with Allow: ${methods}`, async () => {
+          const before = await countRows(database, "payouts");
+          const response = await api.request(
+            method,
+            slash,
+            ["GET", "DELETE", "OPTIONS", "TRACE"].includes(method) ? undefined : validBody,
+          );
+          expect(response.status).toBe(405);
+          expect(response.headers.get("allow")).toBe(methods);
+          expect(response.body.code).toBe("method_not_allowed");
+          expect(await countRows(database, "payouts")).toBe(before);
+        });
+      }
+    }
+  }
+});
+
+describe("the Host header plays no part in routing", () => {
+  /** Sends a raw HTTP/1.1 request with this Host line to a real server; returns status and body. */
+  async function rawRequest(port: number, host: string, path: string) {
+    const chunks: Buffer[] = [];
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: { data: (_, data) => void chunks.push(Buffer.from(data)), close: () => resolve(), end: () => resolve() },
+    });
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    await promise;
+    const text = Buffer.concat(chunks).toString();
+    const [head = "", body = ""] = text.split("\r\n\r\n");
+    return { status: Number(head.split(" ")[1]), head, body };
+  }
+
+  for (const host of ["api", "api:80", "a", "127.0.0.1", "payouts.example.com:8443", "[::1]:8000"]) {
+    test(`Host: ${host} reaches the routes`, async () => {
+      const server = testApi(database).app.listen({ hostname: "127.0.0.1", port: 0 });
+      try {
+        const port = server.server?.port as number;
+        const { id } = await createPayout(api);
+        const list = await rawRequest(port, host, "/api/payouts/?limit=1");
+        expect(list.status).toBe(200);
+        const read = await rawRequest(port, host, `/api/payouts/${id}/`);
+        expect(read.status).toBe(200);
+        expect(read.body).toContain(`"id":"${id}"`);
+        expect((await rawRequest(port, host, "/health/live")).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
+    });
+  }
+
+  test("an empty Host is a 400 problem", async () => {
+    const server = testApi(database).app.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const response = await rawRequest(server.server?.port as number, "", "/api/payouts/");
+      expect(response.status).toBe(400);
+      expect(response.head).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+      expect(response.head).toMatch(/\r\nx-request-id: \S+\r\n/i);
+      expect(JSON.parse(response.body)).toEqual({
+        type: "about:blank",
+        title: "Bad request",
+        status: 400,
+        code: "invalid_host",
+        detail: "the Host header must name a host",
+      });
+    } finally {
+      await server.stop();
+    }
+  });
+});
