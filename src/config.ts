@@ -23,6 +23,7 @@ export type Config = {
   retryBaseDelayMs: number;
   taskTimeLimitMs: number;
   relayIntervalMs: number;
+  migrateWaitMs: number;
   dataDir: string;
 };
 
@@ -99,6 +100,7 @@ export function loadConfig(env: Env = process.env): Config {
     retryBaseDelayMs: integer(env, "RETRY_BASE_DELAY_MS", 1000, 1, 3_600_000),
     taskTimeLimitMs: integer(env, "TASK_TIME_LIMIT_MS", 60_000, 1, 3_600_000),
     relayIntervalMs: integer(env, "RELAY_INTERVAL_MS", 1000, 10, 600_000),
+    migrateWaitMs: integer(env, "MIGRATE_WAIT_MS", 60_000, 0, 3_600_000),
     dataDir: env.DATA_DIR?.trim() || ".data",
   };
 }

@@ -1,9 +1,12 @@
+// First, on its own: the signal and uncaught-error handlers are installed before any other module loads.
+import "./lifecycle";
 import { createApp } from "./api/app";
 import { apiIsReady } from "./api/healthcheck";
 import { compiledBinary } from "./binary";
 import { type Config, ConfigError, loadConfig, ROLES, type Role } from "./config";
 import { connectPostgres, type Database, openPglite } from "./db/client";
-import { migratePglite, migratePostgres } from "./db/migrate";
+import { DatabaseUnreachable, migratePglite, migrateWhenReachable } from "./db/migrate";
+import { onShutdown, useLogger } from "./lifecycle";
 import { createLogger, type Logger } from "./log";
 import { metricsResponse, registry } from "./metrics";
 import { memoryQueue } from "./queue/memory";
@@ -40,26 +43,6 @@ const outboxOptions = (config: Config) => ({
   // Longer than a gateway call plus the longest retry wait: a live holder is never taken over.
   stuckAfterMs: config.taskTimeLimitMs + Math.max(0, ...retryDelays(processorOptions(config))) + 60_000,
 });
-
-/** Runs until SIGTERM or SIGINT, then calls `stop` and exits 0. */
-function onShutdown(log: Logger, stop: () => Promise<void>) {
-  let stopping = false;
-  const handler = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info("shutting down", { signal });
-    try {
-      await stop();
-      log.info("stopped");
-      process.exit(0);
-    } catch (err) {
-      log.error("shutdown failed", { err });
-      process.exit(1);
-    }
-  };
-  process.on("SIGTERM", () => void handler("SIGTERM"));
-  process.on("SIGINT", () => void handler("SIGINT"));
-}
 
 function serveApi(config: Config, database: Database, publisher: Publisher, log: Logger) {
   const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
@@ -108,16 +91,32 @@ function serveWorkerMetrics(config: Config, threads: WorkerThreads, log: Logger)
   }
 }
 
+/** Migrates, waiting for the database up to MIGRATE_WAIT_MS; a failure exits 1 with one line. */
+async function migrateOrExit(url: string, config: Config, log: Logger): Promise<void> {
+  try {
+    await migrateWhenReachable(url, config.migrateWaitMs, log);
+  } catch (err) {
+    // An outage is not a bug: its line has no stack.
+    if (err instanceof DatabaseUnreachable) log.error(err.message, { attempts: err.attempts, reason: err.reason });
+    else log.error("migrations failed; none was applied", { err });
+    process.exit(1);
+  }
+}
+
 async function main() {
   if (Bun.argv.includes("--healthcheck")) process.exit((await apiIsReady(loadConfig())) ? 0 : 1);
   const role = parseRole(Bun.argv.slice(2));
   const config = loadConfig();
   const log = createLogger(config.logLevel, config.logFormat, { role });
+  useLogger(log);
 
   switch (role) {
     case "migrate": {
       requireUrls(config, role, ["DATABASE_URL"]);
-      await migratePostgres(config.databaseUrl as string);
+      // Exit 1: a Job or compose must not count an interrupted migration as done (its transaction
+      // is rolled back with the connection).
+      onShutdown(async () => log.warn("stopped before the migrations were applied"), 1);
+      await migrateOrExit(config.databaseUrl as string, config, log);
       log.info("migrations applied");
       process.exit(0);
       break;
@@ -127,7 +126,7 @@ async function main() {
       const database = connectPostgres(config.databaseUrl as string, config.dbPoolSize, "payouts-api");
       const publisher = rabbitPublisher(config.amqpUrl as string, retryDelays(processorOptions(config)), log);
       const api = serveApi(config, database, publisher, log);
-      onShutdown(log, async () => {
+      onShutdown(async () => {
         await api.stop();
         await publisher.close();
         await database.close();
@@ -144,7 +143,7 @@ async function main() {
       outbox.start();
       const threads = startWorkerThreads(config.workerThreads, log);
       const metrics = serveWorkerMetrics(config, threads, log);
-      onShutdown(log, async () => {
+      onShutdown(async () => {
         await threads.stop();
         await outbox.stop();
         await publisher.close();
@@ -163,7 +162,7 @@ async function main() {
       const database = config.databaseUrl
         ? connectPostgres(config.databaseUrl, config.dbPoolSize, "payouts")
         : await openPglite(config.dataDir);
-      if (config.databaseUrl) await migratePostgres(config.databaseUrl);
+      if (config.databaseUrl) await migrateOrExit(config.databaseUrl, config, log);
       else await migratePglite(database.db);
 
       let publisher: Publisher;
@@ -182,7 +181,7 @@ async function main() {
         database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,
         queue: config.amqpUrl ? "rabbitmq" : "in-process",
       });
-      onShutdown(log, async () => {
+      onShutdown(async () => {
         await api.stop();
         await consumer.close();
         await publisher.close();
@@ -200,5 +199,6 @@ try {
     process.stderr.write(`payouts: ${err.message}\n`);
     process.exit(2);
   }
+  // Anything else is logged as one line with its stack by the uncaught-exception handler.
   throw err;
 }

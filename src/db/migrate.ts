@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { compiledBinary } from "../binary";
+import type { Logger } from "../log";
 import type { Db } from "./client";
 
 /**
@@ -27,6 +28,68 @@ export async function migratePostgres(url: string): Promise<void> {
     await migrate(drizzle(client), { migrationsFolder: migrationsFolder() });
   } finally {
     await client.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Failures that mean "not up yet": the server refuses or drops connections, or its name does not
+ * resolve yet, or it is starting. Anything else (a migration that fails, a wrong password, a missing
+ * database) will not mend itself by waiting.
+ */
+const NOT_UP_YET = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P03", // cannot_connect_now: the server is starting up or shutting down
+  "53300", // too_many_connections
+]);
+
+/** The database did not accept a connection within the wait: the migrations were not applied. */
+export class DatabaseUnreachable extends Error {
+  constructor(
+    readonly attempts: number,
+    readonly reason: string,
+  ) {
+    super("the database was not reachable within MIGRATE_WAIT_MS; no migration was applied");
+  }
+}
+
+const errorCode = (err: unknown): string =>
+  String((err as { code?: unknown } | undefined)?.code ?? (err as { errno?: unknown } | undefined)?.errno ?? "");
+
+const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * migratePostgres, retried with exponential backoff (250 ms doubling, at most 5 s apart) while the
+ * database is not up yet, for at most `waitMs`: a migrate Job or container may start before its
+ * database. One line per failed attempt; DatabaseUnreachable when the time is up.
+ */
+export async function migrateWhenReachable(url: string, waitMs: number, log: Logger): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migratePostgres(url);
+      return;
+    } catch (err) {
+      if (!NOT_UP_YET.has(errorCode(err))) throw err;
+      const delay = Math.min(250 * 2 ** (attempt - 1), 5000, started + waitMs - Date.now());
+      if (delay <= 0) throw new DatabaseUnreachable(attempt, errorMessage(err));
+      log.warn("database not reachable yet; retrying", {
+        attempt,
+        code: errorCode(err),
+        reason: errorMessage(err),
+        retry_in_ms: delay,
+      });
+      await Bun.sleep(delay);
+    }
   }
 }
 

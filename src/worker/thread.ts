@@ -1,8 +1,12 @@
 // A Bun Worker thread of the worker role: its own PostgreSQL pool, its own AMQP connection and
 // channel (prefetch WORKER_CONCURRENCY), the same processor as every other mode.
+// First, on its own: an error nobody catches in this thread is one log line and the thread's exit
+// (code 1), which the supervisor answers with a fresh thread.
+import "../lifecycle";
 import { threadId } from "node:worker_threads";
 import { loadConfig } from "../config";
 import { connectPostgres } from "../db/client";
+import { useLogger } from "../lifecycle";
 import { createLogger } from "../log";
 import { registry } from "../metrics";
 import { rabbitConsumer } from "../queue/rabbitmq";
@@ -12,6 +16,7 @@ declare const self: Worker;
 
 const config = loadConfig();
 const log = createLogger(config.logLevel, config.logFormat, { role: "worker", thread: threadId });
+useLogger(log);
 if (!config.databaseUrl || !config.amqpUrl) throw new Error("worker threads need DATABASE_URL and AMQP_URL");
 
 const database = connectPostgres(config.databaseUrl, config.dbPoolSize, "payouts-worker");

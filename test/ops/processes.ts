@@ -30,6 +30,18 @@ export function spawnRole(role: "api" | "worker", env: Record<string, string>): 
   return child;
 }
 
+/** Runs `bun src/main.ts args` to its end with the run's URLs plus `env`; stdout and stderr as lines. */
+export async function runMain(args: string[], env: Record<string, string>) {
+  const child = Bun.spawn(["bun", MAIN, ...args], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const [exitCode, stdout, stderr] = await Promise.all([
+    child.exited,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  const lines = (text: string) => text.split("\n").filter(Boolean);
+  return { exitCode, stdout: lines(stdout), stderr: lines(stderr) };
+}
+
 /** For afterAll: SIGTERM every child still running, then SIGKILL what has not exited in 10 s. */
 export async function killSpawned(): Promise<void> {
   await Promise.all(

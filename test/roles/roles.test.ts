@@ -64,6 +64,11 @@ describe("wrong settings", () => {
     ["LOG_LEVEL=verbose", { LOG_LEVEL: "verbose" }, 'LOG_LEVEL must be one of debug, info, warn, error, got "verbose"'],
     ["MAX_ATTEMPTS=0", { MAX_ATTEMPTS: "0" }, 'MAX_ATTEMPTS must be a whole number from 1 to 100, got "0"'],
     [
+      "MIGRATE_WAIT_MS=-1",
+      { MIGRATE_WAIT_MS: "-1" },
+      'MIGRATE_WAIT_MS must be a whole number from 0 to 3600000, got "-1"',
+    ],
+    [
       "DATABASE_URL=mysql://x",
       { DATABASE_URL: "mysql://x" },
       "DATABASE_URL must start with postgres:// or postgresql://",

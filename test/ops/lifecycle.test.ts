@@ -1,0 +1,143 @@
+// The process's handlers: SIGTERM is handled from the first moments of a start (a container's PID 1
+// ignores a signal it has no handler for), and an error nobody catches is one log line and a
+// non-zero exit, in the process and in a worker thread.
+import { afterAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { eventually } from "../helpers";
+import { freePort, killSpawned } from "./processes";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const children: Subprocess[] = [];
+afterAll(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  await killSpawned();
+});
+
+const json = (line: string) => JSON.parse(line) as Record<string, unknown>;
+const lines = (text: string) => text.split("\n").filter(Boolean).map(json);
+
+/** Whether the process has a handler for SIGTERM (signal 15: bit 14 of SigCgt in /proc). */
+function catchesSigterm(pid: number): boolean {
+  try {
+    const mask = /SigCgt:\s+([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0";
+    return (BigInt(`0x${mask}`) & (1n << 14n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
+function start(args: string[], env: Record<string, string>) {
+  const child = Bun.spawn(["bun", join(ROOT, "src", "main.ts"), ...args], {
+    env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  children.push(child);
+  return child;
+}
+
+async function output(child: Subprocess<"ignore", "pipe", "pipe">) {
+  const [exitCode, stdout, stderr] = await Promise.all([
+    child.exited,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  return { exitCode, signal: child.signalCode, stdout: lines(stdout), stderr: lines(stderr) };
+}
+
+test("SIGTERM is caught before the api listens, and a SIGTERM at that moment exits 0", async () => {
+  const port = await freePort();
+  const child = start(["--role=api"], { PORT: String(port) });
+  // Polled tightly: the handler comes with the first module, long before the api listens.
+  while (!catchesSigterm(child.pid)) await Bun.sleep(1);
+  const listening = await fetch(`http://127.0.0.1:${port}/health/live`).then(
+    () => true,
+    () => false,
+  );
+  child.kill("SIGTERM");
+  const result = await output(child);
+  expect(listening).toBe(false);
+  expect(result).toMatchObject({ exitCode: 0, signal: null });
+  expect(result.stdout.map((l) => l.msg)).toContain("shutting down");
+}, 20_000);
+
+test("a SIGTERM while migrate waits for the database exits 1 at once: the migrations were not applied", async () => {
+  const port = await freePort();
+  const url = new URL(process.env.DATABASE_URL as string);
+  url.port = String(port);
+  const child = start(["--role=migrate"], { DATABASE_URL: url.toString(), MIGRATE_WAIT_MS: "60000" });
+  await eventually(async () => catchesSigterm(child.pid));
+  await Bun.sleep(1000);
+  child.kill("SIGTERM");
+  const result = await output(child);
+  expect(result.exitCode).toBe(1);
+  expect(result.stderr.map((l) => l.msg)).toContain("stopped before the migrations were applied");
+  expect(result.stderr.map((l) => l.msg)).toContain("database not reachable yet; retrying");
+}, 20_000);
+
+test("a SIGTERM to a worker still waiting for RabbitMQ exits 0", async () => {
+  const port = await freePort();
+  const url = new URL(process.env.AMQP_URL as string);
+  url.port = String(port);
+  const child = start(["--role=worker"], { AMQP_URL: url.toString(), WORKER_THREADS: "1" });
+  const stdout = child.stdout.getReader();
+  // Wait until its threads run, then stop it.
+  for (let text = ""; !text.includes("worker threads started"); ) {
+    const { value, done } = await stdout.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  stdout.releaseLock();
+  child.kill("SIGTERM");
+  expect(await child.exited).toBe(0);
+}, 30_000);
+
+for (const kind of ["exception", "rejection"]) {
+  test(`an uncaught ${kind} is one JSON line with the stack as a field, and exit 1`, async () => {
+    const child = Bun.spawn(["bun", join(import.meta.dir, "fixtures", "uncaught.ts"), kind], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    children.push(child);
+    const result = await output(child);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toEqual([]);
+    expect(result.stderr).toEqual([
+      expect.objectContaining({
+        level: "error",
+        msg: `${kind === "exception" ? "uncaught exception" : "unhandled rejection"}; exiting`,
+        err: expect.objectContaining({ stack: expect.stringContaining("uncaught.ts") }),
+      }),
+    ]);
+  });
+}
+
+test("a worker thread's uncaught error is one line from the thread, which exits 1 and is restarted", async () => {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), LOG_LEVEL: "info" };
+  // The thread refuses to start without AMQP_URL: an error thrown at its top level.
+  delete env.AMQP_URL;
+  const child = Bun.spawn(["bun", join(import.meta.dir, "fixtures", "threads.ts"), "2500"], {
+    env,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  children.push(child);
+  const result = await output(child);
+  expect(result.exitCode).toBe(0);
+  const all = [...result.stdout, ...result.stderr];
+  const crashes = all.filter((l) => l.msg === "uncaught exception; exiting");
+  expect(crashes.length).toBeGreaterThanOrEqual(2);
+  expect(crashes[0]).toMatchObject({
+    role: "worker",
+    thread: expect.any(Number),
+    err: expect.objectContaining({
+      message: "worker threads need DATABASE_URL and AMQP_URL",
+      stack: expect.any(String),
+    }),
+  });
+  const restarts = all.filter((l) => l.msg === "worker thread exited; restarting");
+  expect(restarts.length).toBeGreaterThanOrEqual(2);
+  expect(restarts.every((l) => l.code === 1)).toBe(true);
+}, 20_000);
