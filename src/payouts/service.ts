@@ -197,7 +197,7 @@ export function payoutService(db: Db) {
       const last = page.at(-1);
       return {
         results: page.map(toPayout),
-        next_cursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+        next_cursor: rows.length > query.limit && last ? encodeCursor(last, query) : null,
       };
     },
 

@@ -137,16 +137,48 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const isUuid = (s: string) => UUID.test(s);
 
-export function encodeCursor(cursor: Cursor): string {
-  return Buffer.from(`${cursor.createdAt.toISOString()}|${cursor.id}`).toString("base64url");
+const FILTERS = ["status", "currency", "created_after", "created_before"] as const;
+
+/**
+ * A cursor names the last row of a page and carries the list it belongs to: the query parameters
+ * of that list's first page (its filters and limit), as they were validated. Following it alone
+ * continues the same list.
+ */
+export function encodeCursor(last: Cursor, query: ListQuery): string {
+  const list = {
+    limit: `${query.limit}`,
+    status: query.status,
+    currency: query.currency,
+    created_after: query.createdAfter?.toISOString(),
+    created_before: query.createdBefore?.toISOString(),
+  };
+  return Buffer.from(JSON.stringify({ at: last.createdAt.toISOString(), id: last.id, list })).toString("base64url");
 }
 
-function decodeCursor(raw: string): Cursor | undefined {
-  const [at, id, ...rest] = Buffer.from(raw, "base64url").toString().split("|");
-  const createdAt = at === undefined ? undefined : instant(at);
-  if (rest.length > 0 || !createdAt || !id || !isUuid(id)) return undefined;
-  return { createdAt, id: id.toLowerCase() };
+function decodeCursor(raw: string): { position: Cursor; list: ListQuery; filters: Set<string> } | undefined {
+  let token: unknown;
+  try {
+    token = JSON.parse(Buffer.from(raw, "base64url").toString());
+  } catch {
+    return undefined;
+  }
+  if (!isPlainObject(token) || Object.keys(token).length !== 3) return undefined;
+  const { at, id, list } = token;
+  const createdAt = typeof at === "string" ? instant(at) : undefined;
+  if (!createdAt || typeof id !== "string" || !isUuid(id) || !isPlainObject(list)) return undefined;
+  const params = Object.entries(list);
+  if (params.some(([name, value]) => typeof value !== "string" || name === "cursor")) return undefined;
+  const query = readQuery(params as [string, string][]);
+  if (!query.ok) return undefined;
+  return {
+    position: { createdAt, id: id.toLowerCase() },
+    list: query.value,
+    filters: new Set(params.map(([name]) => name).filter((name) => name !== "limit")),
+  };
 }
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
 
 const isLeapYear = (year: number) => year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
@@ -197,10 +229,6 @@ const queryChecks: Record<string, (raw: string, q: ListQuery) => string | undefi
     }
     q.limit = Number(raw);
   },
-  cursor: (raw, q) => {
-    q.cursor = decodeCursor(raw);
-    if (!q.cursor) return "is not a cursor this service issued";
-  },
   status: (raw, q) => {
     if (!(STATUSES as readonly string[]).includes(raw)) return `must be one of ${STATUSES.join(", ")}`;
     q.status = raw as Status;
@@ -219,11 +247,13 @@ const queryChecks: Record<string, (raw: string, q: ListQuery) => string | undefi
   },
 };
 
-export function validateListQuery(params: URLSearchParams): Validated<ListQuery> {
+/** The query parameters other than the cursor, each checked once. */
+function readQuery(params: Iterable<[string, string]>): Validated<ListQuery> {
   const query: ListQuery = { limit: PAGE_LIMIT_DEFAULT };
   const errors: FieldError[] = [];
   const seen = new Set<string>();
   for (const [field, raw] of params) {
+    // Own properties only: a parameter named "isPrototypeOf" is unknown, not Object's.
     const check = Object.hasOwn(queryChecks, field) ? queryChecks[field] : undefined;
     let message: string | undefined;
     if (!check) message = "is not a known query parameter";
@@ -233,4 +263,42 @@ export function validateListQuery(params: URLSearchParams): Validated<ListQuery>
     if (message) errors.push({ field, message });
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value: query };
+}
+
+const sameFilters = (a: ListQuery, b: ListQuery) =>
+  a.status === b.status &&
+  a.currency === b.currency &&
+  a.createdAfter?.getTime() === b.createdAfter?.getTime() &&
+  a.createdBefore?.getTime() === b.createdBefore?.getTime();
+
+/**
+ * The list a request asks for. With a cursor, the list is the cursor's: its filters apply whether
+ * or not the request repeats them, and filters that differ from them are refused rather than
+ * silently mixed into another list. A limit given with a cursor changes only the page size.
+ */
+export function validateListQuery(params: URLSearchParams): Validated<ListQuery> {
+  const cursors = params.getAll("cursor");
+  const others = [...params].filter(([field]) => field !== "cursor");
+  const read = readQuery(others);
+  const errors = read.ok ? [] : read.errors;
+  if (cursors.length === 0) return read;
+  if (cursors.length > 1) return { ok: false, errors: [...errors, { field: "cursor", message: "must be given once" }] };
+  const cursor = decodeCursor(cursors[0] as string);
+  if (!cursor)
+    return { ok: false, errors: [...errors, { field: "cursor", message: "is not a cursor this service issued" }] };
+  if (!read.ok) return read;
+  const sent = others.map(([field]) => field).filter((field) => (FILTERS as readonly string[]).includes(field));
+  if (sent.length > 0 && (sent.length !== cursor.filters.size || !sameFilters(read.value, cursor.list))) {
+    return {
+      ok: false,
+      errors: [
+        {
+          field: "cursor",
+          message: "belongs to a list with other filters: send it alone, or with the filters of its first page",
+        },
+      ],
+    };
+  }
+  const limit = others.some(([field]) => field === "limit") ? read.value.limit : cursor.list.limit;
+  return { ok: true, value: { ...cursor.list, limit, cursor: cursor.position } };
 }

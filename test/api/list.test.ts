@@ -53,12 +53,15 @@ const newestFirst = (rows: Seeded[]) =>
     a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0,
   );
 
-/** Follows next_cursor from the first page to the last; returns every page. */
-async function allPages(query: Record<string, string>) {
+/**
+ * Follows next_cursor from the first page to the last; returns every page. With `cursorAlone`, the
+ * pages after the first are asked for with `?cursor=` only, as the README's example does.
+ */
+async function allPages(query: Record<string, string>, { cursorAlone = false } = {}) {
   const pages: { results: { id: string }[]; next_cursor: string | null }[] = [];
   let cursor: string | null = null;
   do {
-    const params = new URLSearchParams(cursor ? { ...query, cursor } : query);
+    const params = new URLSearchParams(cursor ? (cursorAlone ? { cursor } : { ...query, cursor }) : query);
     const response = await api.request("GET", `/api/payouts/?${params}`);
     expect(response.status).toBe(200);
     pages.push(response.body);
@@ -89,15 +92,18 @@ describe("pagination", () => {
   ];
 
   for (const [name, query, keep] of filters) {
-    test(`pages of 7 with ${name} return every matching payout once, newest first`, async () => {
-      const expected = newestFirst(seeded.filter(keep)).map((r) => r.id);
-      expect(expected.length).toBeGreaterThan(7);
-      const pages = await allPages({ ...query, limit: "7" });
-      expect(pages.flatMap((p) => p.results.map((r) => r.id))).toEqual(expected);
-      expect(pages.length).toBe(Math.ceil(expected.length / 7));
-      for (const page of pages.slice(0, -1)) expect(page.results).toHaveLength(7);
-      expect(pages.at(-1)?.next_cursor).toBeNull();
-    });
+    for (const cursorAlone of [false, true]) {
+      const how = cursorAlone ? "following next_cursor alone" : "repeating the filters";
+      test(`pages of 7 with ${name}, ${how}, return every matching payout once, newest first`, async () => {
+        const expected = newestFirst(seeded.filter(keep)).map((r) => r.id);
+        expect(expected.length).toBeGreaterThan(7);
+        const pages = await allPages({ ...query, limit: "7" }, { cursorAlone });
+        expect(pages.flatMap((p) => p.results.map((r) => r.id))).toEqual(expected);
+        expect(pages.length).toBe(Math.ceil(expected.length / 7));
+        for (const page of pages.slice(0, -1)) expect(page.results).toHaveLength(7);
+        expect(pages.at(-1)?.next_cursor).toBeNull();
+      });
+    }
   }
 
   test("a last page that is exactly full has next_cursor null", async () => {
@@ -165,6 +171,65 @@ describe("pagination", () => {
     const response = await api.request("GET", "/api/payouts/?limit=200&created_before=2026-11-26T10:00:00.020001Z");
     expect(response.body.results.map((r: { id: string }) => r.id)).toEqual(
       newestFirst(seeded.filter((r) => r.createdAt <= at(20))).map((r) => r.id),
+    );
+  });
+});
+
+describe("a cursor carries its list", () => {
+  const firstPage = async (query: string) => (await api.request("GET", `/api/payouts/?${query}`)).body;
+  const otherFilters = "belongs to a list with other filters: send it alone, or with the filters of its first page";
+
+  test("the README's example: the next page of ?limit=20&status=COMPLETED&currency=RUB asked for with the cursor alone", async () => {
+    const expected = newestFirst(seeded.filter((r) => r.status === "COMPLETED" && r.currency === "RUB")).map(
+      (r) => r.id,
+    );
+    const first = await firstPage("limit=5&status=COMPLETED&currency=RUB");
+    const next = await api.request("GET", `/api/payouts/?cursor=${first.next_cursor}`);
+    expect(next.status).toBe(200);
+    expect(next.body.results.map((r: { id: string }) => r.id)).toEqual(expected.slice(5, 10));
+  });
+
+  test("a limit sent with the cursor changes only the page size", async () => {
+    const expected = newestFirst(seeded.filter((r) => r.currency === "EUR")).map((r) => r.id);
+    const first = await firstPage("limit=3&currency=EUR");
+    const next = await api.request("GET", `/api/payouts/?cursor=${first.next_cursor}&limit=10`);
+    expect(next.body.results.map((r: { id: string }) => r.id)).toEqual(expected.slice(3, 13));
+  });
+
+  const mismatches: [string, string, string][] = [
+    ["another currency", "currency=EUR", "currency=USD"],
+    ["another status", "status=NEW", "status=FAILED"],
+    ["a filter its list did not have", "currency=EUR", "currency=EUR&status=NEW"],
+    ["only some of its filters", "currency=EUR&status=NEW", "currency=EUR"],
+    ["another created_after", `created_after=${at(5)}`, `created_after=${at(6)}`],
+    ["another created_before", `created_before=${at(150)}`, `created_before=${at(149)}`],
+    ["a filter when its list had none", "", "status=NEW"],
+  ];
+  for (const [name, first, sent] of mismatches) {
+    test(`a cursor sent with ${name} is a 400 that says so`, async () => {
+      const { next_cursor } = await firstPage(`${first}&limit=2`);
+      expect(next_cursor).toEqual(expect.any(String));
+      expectValidationProblem(
+        await api.request("GET", `/api/payouts/?${sent}&cursor=${next_cursor}`),
+        [{ field: "cursor", message: otherFilters }],
+        "query parameter",
+      );
+    });
+  }
+
+  test("the same filters written another way (an offset for the same instant) are the same list", async () => {
+    const { next_cursor } = await firstPage(`created_before=${at(150)}&limit=2`);
+    const sameInstant = encodeURIComponent("2026-11-26T13:00:00.150+03:00");
+    const response = await api.request("GET", `/api/payouts/?created_before=${sameInstant}&cursor=${next_cursor}`);
+    expect(response.status).toBe(200);
+  });
+
+  test("two cursors are a 400", async () => {
+    const { next_cursor } = await firstPage("limit=2");
+    expectValidationProblem(
+      await api.request("GET", `/api/payouts/?cursor=${next_cursor}&cursor=${next_cursor}`),
+      [{ field: "cursor", message: "must be given once" }],
+      "query parameter",
     );
   });
 });
