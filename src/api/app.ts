@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import type { Database } from "../db/client";
+import { schemaCheck } from "../db/migrate";
 import { AppError } from "../errors";
 import type { Logger } from "../log";
 import { metricsResponse, registry } from "../metrics";
@@ -63,6 +64,7 @@ function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]):
 }
 
 export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps) {
+  const schemaCurrent = schemaCheck(database.db);
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
   let allowTable: [RegExp, string][] = [];
@@ -109,14 +111,12 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
       { detail: { hide: true } },
     )
     .get("/health/live", () => ({ status: "ok" }))
+    // Ready means usable: the database answers and holds every migration this build knows, so that
+    // during a rollout no pod serves on an older schema.
     .get("/health/ready", async ({ set }) => {
-      const databaseUp = await database.ping();
-      set.status = databaseUp ? 200 : 503;
-      return {
-        status: databaseUp ? "ready" : "unavailable",
-        database: databaseUp ? "up" : "down",
-        broker: brokerConnected() ? "up" : "down",
-      };
+      const db = !(await database.ping()) ? "down" : (await schemaCurrent()) ? "up" : "schema behind";
+      set.status = db === "up" ? 200 : 503;
+      return { status: db === "up" ? "ready" : "unavailable", database: db, broker: brokerConnected() ? "up" : "down" };
     })
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })

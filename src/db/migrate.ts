@@ -1,10 +1,13 @@
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { count, inArray } from "drizzle-orm";
+import { bigint, pgSchema, serial, text } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { compiledBinary } from "../binary";
 import type { Logger } from "../log";
-import type { Db } from "./client";
+import { type Db, withTimeout } from "./client";
 
 /**
  * The drizzle/ folder: beside the compiled binary when running as one (the Docker image ships it
@@ -91,6 +94,39 @@ export async function migrateWhenReachable(url: string, waitMs: number, log: Log
       await Bun.sleep(delay);
     }
   }
+}
+
+/**
+ * Where drizzle's migrator records what it applied: one row per migration, `created_at` being the
+ * journal entry's `when`. Declared here, not in schema.ts, so that drizzle-kit never manages it.
+ */
+const appliedMigrations = pgSchema("drizzle").table("__drizzle_migrations", {
+  id: serial("id").primaryKey(),
+  hash: text("hash").notNull(),
+  createdAt: bigint("created_at", { mode: "number" }),
+});
+
+/**
+ * A readiness check: whether the database holds every migration in this build's journal. Once
+ * true it stays true without asking again, as migrations are never undone; a database without
+ * the table (nothing migrated yet) or that does not answer within `timeoutMs` is not current.
+ */
+export function schemaCheck(db: Db, timeoutMs = 2000, folder = migrationsFolder()): () => Promise<boolean> {
+  const journal = JSON.parse(readFileSync(join(folder, "meta", "_journal.json"), "utf8")) as {
+    entries: { when: number }[];
+  };
+  const known = journal.entries.map((entry) => entry.when);
+  let current = false;
+  return async () => {
+    if (current) return true;
+    const applied = db
+      .select({ n: count() })
+      .from(appliedMigrations)
+      .where(inArray(appliedMigrations.createdAt, known))
+      .then(([row]) => row?.n ?? 0);
+    current = (await withTimeout(applied, timeoutMs, -1)) === known.length;
+    return current;
+  };
 }
 
 export async function migratePglite(db: Db): Promise<void> {

@@ -1,6 +1,10 @@
-// /health/live and /health/ready: ready means the database answers; the broker is only reported.
-import { afterAll, expect, test } from "bun:test";
-import { connectPostgres } from "../../src/db/client";
+// /health/live and /health/ready: ready means the database answers and holds every migration of
+// this build; the broker is only reported.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
+import postgres from "postgres";
+import { connectPostgres, type Database } from "../../src/db/client";
+import { migratePostgres } from "../../src/db/migrate";
 import { testApi, testDatabase } from "../helpers";
 
 const database = testDatabase();
@@ -42,3 +46,56 @@ test(
   },
   { timeout: 10_000 },
 );
+
+describe("ready waits for this build's schema", () => {
+  const name = `${new URL(process.env.DATABASE_URL as string).pathname.slice(1)}_schema`;
+  const admin = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+  const url = new URL(process.env.DATABASE_URL as string);
+  url.pathname = `/${name}`;
+  let fresh: Database;
+  beforeAll(async () => {
+    await admin.unsafe(`CREATE DATABASE "${name}"`);
+    fresh = connectPostgres(url.toString(), 2, "t");
+  });
+  afterAll(async () => {
+    await fresh.close();
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  });
+  const ready = (db: Database) => testApi(db).request("GET", "/health/ready");
+  // The newest migration's record, taken out by one test and put back by the next.
+  let newest: { hash: string; created_at: string } | undefined;
+
+  test("an empty database (no migrations table) is 503 schema behind", async () => {
+    const response = await ready(fresh);
+    expect(response.status).toBe(503);
+    expect(response.body).toEqual({ status: "unavailable", database: "schema behind", broker: "up" });
+  });
+
+  test("a database missing only this build's newest migration is 503 schema behind", async () => {
+    await migratePostgres(url.toString());
+    const deleted = await fresh.db.execute(
+      sql`DELETE FROM drizzle.__drizzle_migrations
+          WHERE created_at = (SELECT max(created_at) FROM drizzle.__drizzle_migrations) RETURNING hash, created_at`,
+    );
+    newest = (deleted as unknown as (typeof newest)[])[0];
+    expect(newest).toBeDefined();
+    const response = await ready(fresh);
+    expect(response.status).toBe(503);
+    expect(response.body).toMatchObject({ database: "schema behind" });
+  });
+
+  test("once every migration is there it is 200, and stays so without asking again", async () => {
+    await fresh.db.execute(
+      sql`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES (${newest?.hash}, ${newest?.created_at})`,
+    );
+    const { request } = testApi(fresh);
+    const first = await request("GET", "/health/ready");
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({ status: "ready", database: "up", broker: "up" });
+    // Migrations are never undone: the answer is cached, so a later change to the table is not seen.
+    await fresh.db.execute(sql`DELETE FROM drizzle.__drizzle_migrations`);
+    expect((await request("GET", "/health/ready")).status).toBe(200);
+    expect((await ready(fresh)).status).toBe(503);
+  });
+});
