@@ -1,34 +1,39 @@
 import type { Status } from "./payouts/model";
-import type { FieldError } from "./payouts/validation";
 
-/**
- * An error a client can cause: an expected value with an HTTP status and a stable code, turned
- * into application/problem+json by the api's one error handler. Anything else thrown is a bug.
+export type FieldError = { field: string; message: string };
+
+/*
+ * What the domain reports when a request cannot be carried out. These know nothing of HTTP:
+ * src/api/problem.ts alone decides the status and problem+json body of each. Anything else thrown
+ * is a bug.
  */
-export class AppError extends Error {
+
+export class ValidationFailed extends Error {
   constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly title: string,
-    readonly detail?: string,
-    readonly extra: { errors?: FieldError[]; current_status?: Status } = {},
+    readonly errors: FieldError[],
+    readonly where: "field" | "header" | "query parameter" = "field",
   ) {
-    super(detail ?? title);
+    super(errors.length === 1 ? `1 ${where} is invalid` : `${errors.length} ${where}s are invalid`);
   }
 }
 
-export const validationFailed = (errors: FieldError[], where = "field") =>
-  new AppError(
-    400,
-    "validation_error",
-    "Validation failed",
-    errors.length === 1 ? `1 ${where} is invalid` : `${errors.length} ${where}s are invalid`,
-    { errors },
-  );
+export class NotFound extends Error {
+  constructor(what = "payout") {
+    super(`no such ${what}`);
+  }
+}
 
-export const notFound = (what = "payout") => new AppError(404, "not_found", "Not found", `no such ${what}`);
+export class StatusConflict extends Error {
+  constructor(
+    readonly current: Status,
+    reason: string,
+  ) {
+    super(`the payout is ${current}: ${reason}`);
+  }
+}
 
-export const statusConflict = (current: Status, detail: string) =>
-  new AppError(409, "status_conflict", "Status forbids the change", `the payout is ${current}: ${detail}`, {
-    current_status: current,
-  });
+export class IdempotencyKeyReused extends Error {
+  constructor() {
+    super("this Idempotency-Key was first used with a different request body; nothing was created");
+  }
+}

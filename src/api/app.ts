@@ -1,13 +1,12 @@
 import { Elysia } from "elysia";
 import type { Database } from "../db/client";
 import { schemaCheck } from "../db/migrate";
-import { AppError } from "../errors";
 import type { Logger } from "../log";
 import { metricsResponse, registry } from "../metrics";
 import { payoutService } from "../payouts/service";
 import { openapiDocs, swaggerHtml } from "./openapi";
 import { payoutRoutes } from "./payouts";
-import { problemResponse, toProblem } from "./problem";
+import { HttpProblem, problemResponse, toProblem } from "./problem";
 import { pathOf, payoutIdParam, REQUEST_ID_HEADER, requestLog } from "./request-log";
 
 export type ApiDeps = {
@@ -51,16 +50,16 @@ function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]):
   const allow = allowTable.find(([pattern]) => pattern.test(path))?.[1];
   if (allow) {
     return problemResponse(
-      new AppError(
-        405,
-        "method_not_allowed",
-        "Method not allowed",
-        `${request.method} is not allowed here; use ${allow}`,
-      ),
+      {
+        status: 405,
+        code: "method_not_allowed",
+        title: "Method not allowed",
+        detail: `${request.method} is not allowed here; use ${allow}`,
+      },
       { allow },
     );
   }
-  return problemResponse(new AppError(404, "not_found", "Not found", `no route for ${path}`));
+  return problemResponse({ status: 404, code: "not_found", title: "Not found", detail: `no route for ${path}` });
 }
 
 export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps) {
@@ -77,7 +76,12 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
       // Bun leaves the URL relative when the Host header is empty or not a host name (RFC 9112:
       // a request with an invalid Host is a 400).
       if (!request.url.startsWith("http://")) {
-        return problemResponse(new AppError(400, "invalid_host", "Bad request", "the Host header must name a host"));
+        return problemResponse({
+          status: 400,
+          code: "invalid_host",
+          title: "Bad request",
+          detail: "the Host header must name a host",
+        });
       }
     })
     .onError(({ code, error, request, route, params, set }) => {
@@ -85,8 +89,13 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
         if (code === "NOT_FOUND") return notFoundOrNotAllowed(request, allowTable);
         if (code === "PARSE") {
           // Elysia wraps whatever the body reader throws in its ParseError: a 413 or 415 stays one.
-          if (error.cause instanceof AppError) return problemResponse(error.cause);
-          return problemResponse(new AppError(400, "invalid_json", "Invalid JSON", "the body could not be parsed"));
+          if (error.cause instanceof HttpProblem) return problemResponse(error.cause.problem);
+          return problemResponse({
+            status: 400,
+            code: "invalid_json",
+            title: "Invalid JSON",
+            detail: "the body could not be parsed",
+          });
         }
         return toProblem(error, log, {
           request_id: set.headers[REQUEST_ID_HEADER],

@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { notFound, validationFailed } from "../errors";
+import { NotFound, ValidationFailed } from "../errors";
 import { payoutStatusChanges, payoutsCreated } from "../metrics";
 import { IDEMPOTENCY_KEY_MAX } from "../payouts/model";
 import type { PayoutService } from "../payouts/service";
@@ -13,7 +13,7 @@ function idempotencyKey(headers: Headers): string | undefined {
   const key = headers.get("idempotency-key");
   if (key === null) return undefined;
   if (!IDEMPOTENCY_KEY.test(key)) {
-    throw validationFailed(
+    throw new ValidationFailed(
       [{ field: "Idempotency-Key", message: `must be 1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters` }],
       "header",
     );
@@ -22,7 +22,7 @@ function idempotencyKey(headers: Headers): string | undefined {
 }
 
 function payoutId(id: string): string {
-  if (!isUuid(id)) throw notFound();
+  if (!isUuid(id)) throw new NotFound();
   return id.toLowerCase();
 }
 
@@ -49,7 +49,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
       async ({ request, body }) => {
         const key = idempotencyKey(request.headers);
         const input = validateCreate(body);
-        if (!input.ok) throw validationFailed(input.errors);
+        if (!input.ok) throw new ValidationFailed(input.errors);
         const result = await service.create(input.value, key);
         if (result.replayed) {
           const location = `/api/payouts/${(result.body as { id: string }).id}/`;
@@ -65,7 +65,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
       "/api/payouts/",
       async ({ request }) => {
         const query = validateListQuery(new URL(request.url).searchParams);
-        if (!query.ok) throw validationFailed(query.errors, "query parameter");
+        if (!query.ok) throw new ValidationFailed(query.errors, "query parameter");
         return json(await service.list(query.value), 200);
       },
       { detail: docs.list },
@@ -79,7 +79,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
       async ({ params, body }) => {
         const id = payoutId(params.id);
         const input = validateUpdate(body);
-        if (!input.ok) throw validationFailed(input.errors);
+        if (!input.ok) throw new ValidationFailed(input.errors);
         const updated = await service.update(id, input.value);
         // The update succeeded, so the payout was NEW: the status did change.
         if (input.value.status === "CANCELLED") payoutStatusChanges.inc({ status: "CANCELLED" });

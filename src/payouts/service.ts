@@ -3,7 +3,7 @@ import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from 
 import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
-import { AppError, notFound, statusConflict } from "../errors";
+import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
 import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
 import { encodeCursor, type ListQuery } from "./validation";
@@ -168,12 +168,7 @@ export function payoutService(db: Db) {
     const [first] = await db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
     if (!first) throw new Error("idempotency key vanished after a conflict");
     if (first.fingerprint !== print) {
-      throw new AppError(
-        422,
-        "idempotency_key_reused",
-        "Idempotency key reused",
-        "this Idempotency-Key was first used with a different request body; nothing was created",
-      );
+      throw new IdempotencyKeyReused();
     }
     return { status: first.responseStatus, body: inPayoutOrder(first.responseBody), replayed: true };
   };
@@ -186,7 +181,7 @@ export function payoutService(db: Db) {
 
     async get(id: string): Promise<Payout> {
       const [row] = await db.select().from(payouts).where(eq(payouts.id, id));
-      if (!row) throw notFound();
+      if (!row) throw new NotFound();
       return toPayout(row);
     },
 
@@ -228,7 +223,7 @@ export function payoutService(db: Db) {
         .returning();
       if (row) return toPayout(row);
       const current = await this.get(id);
-      throw statusConflict(
+      throw new StatusConflict(
         current.status,
         input.status
           ? "only a NEW payout can be cancelled"
@@ -243,7 +238,7 @@ export function payoutService(db: Db) {
         .returning({ id: payouts.id });
       if (row) return;
       const current = await this.get(id);
-      throw statusConflict(current.status, `only ${DELETABLE_IN.join(", ")} payouts can be deleted`);
+      throw new StatusConflict(current.status, `only ${DELETABLE_IN.join(", ")} payouts can be deleted`);
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { FieldError } from "../errors";
 import { parseAmount } from "./amount";
 import {
   COMMENT_MAX,
@@ -12,7 +13,6 @@ import {
   type UpdatePayoutInput,
 } from "./model";
 
-export type FieldError = { field: string; message: string };
 export type Validated<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
 
 type Check<T> = (raw: unknown) => { ok: true; value: T } | { ok: false; message: string };
