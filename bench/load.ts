@@ -1,9 +1,11 @@
 // HTTP load generator for the create benchmark, run as its own process so that it does not share
-// an event loop with what it measures. Usage: bun bench/load.ts <url> <connections> <seconds>
+// an event loop with what it measures. Usage: bun bench/load.ts <url> <connections> <seconds> [GET]
+// POSTs a payout (expecting 201), or GETs the url (expecting 200).
 // Prints one JSON object: requests, errors, rps, p50_ms, p99_ms.
 export {};
 
-const [url = "http://127.0.0.1:8000/api/payouts/", connections = "64", seconds = "10"] = Bun.argv.slice(2);
+const [url = "http://127.0.0.1:8000/api/payouts/", connections = "64", seconds = "10", method = "POST"] =
+  Bun.argv.slice(2);
 
 const body = JSON.stringify({
   amount: "1500.00",
@@ -19,13 +21,12 @@ async function client() {
   while (performance.now() < deadline) {
     const started = performance.now();
     try {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body,
-      });
+      const response =
+        method === "GET"
+          ? await fetch(url)
+          : await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
       await response.arrayBuffer();
-      if (response.status !== 201) errors++;
+      if (response.status !== (method === "GET" ? 200 : 201)) errors++;
     } catch {
       errors++;
     }

@@ -1,0 +1,189 @@
+// What `bun run bench` and `bun run bench -- --scale` share: a fresh database migrated with the
+// project's migrations and a vhost of their own, the processes under test started as
+// `bun run start` starts them, and their resident memory and CPU read from Linux /proc.
+import { readFileSync } from "node:fs";
+import { availableParallelism, cpus, totalmem } from "node:os";
+import amqp from "amqplib";
+import postgres from "postgres";
+import { migratePostgres } from "../src/db/migrate";
+import { declareTopology, QUEUE } from "../src/queue/rabbitmq";
+
+export const adminUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const amqpBase = process.env.BENCH_AMQP_BASE_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+export const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+export const CONNECTIONS = 64;
+/** The floor programs' queue, next to the service's own in the bench's vhost; `reset` declares it. */
+export const FLOOR_QUEUE = "floor";
+
+const rabbitmqctl = (...args: string[]) => Bun.spawnSync(["rabbitmqctl", "-q", ...args]);
+
+/** A fresh database (migrated) and vhost named `name`; `drop` removes both. */
+export async function benchEnvironment(name: string) {
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const dbUrl = new URL(adminUrl);
+  dbUrl.pathname = `/${name}`;
+  const databaseUrl = dbUrl.toString();
+  await migratePostgres(databaseUrl);
+  // application_name tells the bench's own connections from those of the processes it measures.
+  const sql = postgres(databaseUrl, { max: 4, onnotice: () => {}, connection: { application_name: "bench" } });
+  rabbitmqctl("delete_vhost", name);
+  rabbitmqctl("add_vhost", name);
+  rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*");
+  const amqpUrl = `${amqpBase}/${name}`;
+  return {
+    name,
+    databaseUrl,
+    amqpUrl,
+    sql,
+    async drop() {
+      await sql.end();
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+      rabbitmqctl("delete_vhost", name);
+    },
+  };
+}
+
+export type BenchEnvironment = Awaited<ReturnType<typeof benchEnvironment>>;
+
+export const randomPort = () => 18_000 + Math.floor(Math.random() * 1000);
+
+// The roles run as `bun run start` runs them: with the runtime settings its script sets (the JSC
+// heap hint), but measured as one process, without the `bun run` wrapper around it.
+const startScript: string = (await Bun.file("package.json").json()).scripts.start;
+export const startEnv = Object.fromEntries([...startScript.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+
+/** Resident memory of a process and its children, in MB (Linux /proc). */
+export function rssMb(pid: number): number {
+  const pids = [pid];
+  try {
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/)) {
+      if (child) pids.push(Number(child));
+    }
+  } catch {}
+  let kb = 0;
+  for (const p of pids) {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
+      kb += Number(match?.[1] ?? 0);
+    } catch {}
+  }
+  return Math.round(kb / 1024);
+}
+
+/** Samples a process's RSS every 100 ms; returns a function that stops and gives the peak. */
+export function peakRss(pid: number) {
+  let peak = 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, rssMb(pid));
+  }, 100);
+  return () => {
+    clearInterval(timer);
+    return Math.max(peak, rssMb(pid));
+  };
+}
+
+/** CPU seconds (user + system, every thread) a process has used so far; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of RabbitMQ's Erlang VM (shared with anything else using the broker meanwhile). */
+export function brokerCpuSeconds(): number {
+  // The broker's VM, not the short-lived ones rabbitmqctl starts.
+  const pid = Bun.spawnSync(["pgrep", "-o", "-u", "rabbitmq", "-x", "beam.smp"]).stdout.toString().trim();
+  return pid ? cpuSeconds(Number(pid)) : 0;
+}
+
+/** CPU seconds of the PostgreSQL backends serving this database's measured clients (not the bench's). */
+export async function backendCpuSeconds(env: BenchEnvironment): Promise<number> {
+  const rows = await env.sql<{ pid: number }[]>`
+    SELECT pid FROM pg_stat_activity WHERE datname = ${env.name} AND application_name <> 'bench'`;
+  return rows.reduce((sum, { pid }) => sum + cpuSeconds(pid), 0);
+}
+
+export async function waitReady(url: string) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {}
+    await Bun.sleep(50);
+  }
+  throw new Error(`${url} did not become ready`);
+}
+
+export async function stop(proc: Bun.Subprocess) {
+  proc.kill("SIGTERM");
+  await proc.exited;
+}
+
+export type LoadResult = { requests: number; errors: number; rps: number; p50_ms: number; p99_ms: number };
+
+/** bench/load.ts in its own process: `connections` clients for `secs` seconds. */
+export async function load(url: string, connections: number, secs: number, method = "POST"): Promise<LoadResult> {
+  const proc = Bun.spawn(["bun", "bench/load.ts", url, String(connections), String(secs), method], { stdout: "pipe" });
+  return JSON.parse(await new Response(proc.stdout).text());
+}
+
+/** Empties the tables, and declares and empties the service's queue and the floor's. */
+export async function reset(env: BenchEnvironment) {
+  await env.sql`TRUNCATE payouts, idempotency_keys, simulated_gateway_payments`;
+  const connection = await amqp.connect(env.amqpUrl);
+  const channel = await connection.createConfirmChannel();
+  await declareTopology(channel, []);
+  await channel.assertQueue(FLOOR_QUEUE, { durable: true, arguments: { "x-queue-type": "quorum" } });
+  await channel.purgeQueue(QUEUE);
+  await channel.purgeQueue(FLOOR_QUEUE);
+  await connection.close();
+}
+
+/** Stores `count` NEW payouts and publishes their ids to `queue` (confirmed), as the api would have. */
+export async function enqueue(env: BenchEnvironment, queue: string, count: number) {
+  const rows = await env.sql<{ id: string }[]>`
+    INSERT INTO payouts (id, amount, currency, recipient_details, published_at)
+    SELECT gen_random_uuid(), 100.00, 'EUR', 'DE89370400440532013000', now() FROM generate_series(1, ${count})
+    RETURNING id`;
+  const connection = await amqp.connect(env.amqpUrl);
+  const channel = await connection.createConfirmChannel();
+  for (const { id } of rows) {
+    channel.sendToQueue(queue, Buffer.from(JSON.stringify({ id })), {
+      persistent: true,
+      contentType: "application/json",
+    });
+  }
+  await channel.waitForConfirms();
+  await connection.close();
+}
+
+/** Waits until `count` payouts are final; their rate from the first claim to the last completion. */
+export async function awaitDrained(env: BenchEnvironment, count: number) {
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    const [{ done } = { done: 0 }] =
+      await env.sql`SELECT count(*)::int AS done FROM payouts WHERE status IN ('COMPLETED', 'FAILED')`;
+    if (done >= count) break;
+    if (Date.now() > deadline) throw new Error(`only ${done} of ${count} payouts finished`);
+    await Bun.sleep(50);
+  }
+  const [span = { completed: 0, seconds: 1 }] = await env.sql`
+    SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed,
+           extract(epoch FROM max(processed_at) - min(claimed_at))::float AS seconds
+    FROM payouts`;
+  return { completed: span.completed as number, rate: Math.round(span.completed / span.seconds) };
+}
+
+export async function machine(env: BenchEnvironment) {
+  const pgVersion = (await env.sql`SHOW server_version`)[0]?.server_version;
+  return `${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Bun ${Bun.version}, PostgreSQL ${pgVersion}`;
+}
+
+export const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+export const stamp = () => `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`;
