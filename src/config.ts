@@ -24,6 +24,7 @@ export type Config = {
   taskTimeLimitMs: number;
   relayIntervalMs: number;
   migrateWaitMs: number;
+  relayRepublishAfterMs: number;
   dataDir: string;
 };
 
@@ -101,6 +102,7 @@ export function loadConfig(env: Env = process.env): Config {
     taskTimeLimitMs: integer(env, "TASK_TIME_LIMIT_MS", 60_000, 1, 3_600_000),
     relayIntervalMs: integer(env, "RELAY_INTERVAL_MS", 1000, 10, 600_000),
     migrateWaitMs: integer(env, "MIGRATE_WAIT_MS", 60_000, 0, 3_600_000),
+    relayRepublishAfterMs: integer(env, "RELAY_REPUBLISH_AFTER_MS", 600_000, 1000, 86_400_000),
     dataDir: env.DATA_DIR?.trim() || ".data",
   };
 }

@@ -40,6 +40,7 @@ function requireUrls(config: Config, role: Role, names: ("DATABASE_URL" | "AMQP_
 const outboxOptions = (config: Config) => ({
   intervalMs: config.relayIntervalMs,
   graceMs: 5000,
+  republishAfterMs: config.relayRepublishAfterMs,
   // Longer than a gateway call plus the longest retry wait: a live holder is never taken over.
   stuckAfterMs: config.taskTimeLimitMs + Math.max(0, ...retryDelays(processorOptions(config))) + 60_000,
 });
@@ -175,7 +176,7 @@ async function main() {
         ({ publisher, consumer } = memoryQueue(config.workerConcurrency, log));
         await recoverInProcess(database.db, publisher, log);
       }
-      await startProcessing(config, database.db, consumer, log);
+      await startProcessing(config, database, consumer, log);
       const api = serveApi(config, database, publisher, log);
       log.info("running every role in one process", {
         database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,

@@ -129,7 +129,7 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
     })
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(payoutRoutes(payoutService(database.db), onCreated));
+    .use(payoutRoutes(payoutService(database.db, database.availability), onCreated));
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

@@ -22,7 +22,8 @@ const problems: Record<number, string> = {
   413: "Body over 64 KiB",
   415: "Body that is not application/json",
   422: "Idempotency-Key reused with a different body; nothing was created",
-  503: "The database is unreachable",
+  503: "The database is unreachable or too slow (Retry-After); for a create, certainly nothing was created",
+  504: "create_outcome_unknown: the database could not confirm whether the payout was stored. payout_id and Location name it; after Retry-After, GET it: 404 means it was not created and never will be",
 };
 
 /** OpenAPI responses: the success ones given, plus the problem+json ones by status. */
@@ -73,7 +74,7 @@ export const docs = {
           },
         }),
       },
-      [400, 413, 415, 422],
+      [400, 413, 415, 422, 504],
     ),
   },
   list: {

@@ -1,6 +1,11 @@
+import { CreateOutcomeUnknownError, isDatabaseUnavailable } from "../db/errors";
 import { type FieldError, IdempotencyKeyReused, NotFound, StatusConflict, ValidationFailed } from "../errors";
 import type { Logger } from "../log";
 import type { Status } from "../payouts/model";
+
+// By then a create whose commit was in doubt has either been stored or can no longer be: its
+// statement carries a deadline of under two seconds (src/payouts/service.ts).
+const OUTCOME_SETTLES_S = 5;
 
 export const PROBLEM_TYPE = "application/problem+json";
 
@@ -16,6 +21,7 @@ export const PROBLEM_CODES = [
   "unsupported_media_type",
   "idempotency_key_reused",
   "database_unavailable",
+  "create_outcome_unknown",
   "internal_error",
 ] as const;
 export type ProblemCode = (typeof PROBLEM_CODES)[number];
@@ -28,6 +34,7 @@ export type Problem = {
   detail: string;
   errors?: FieldError[];
   current_status?: Status;
+  payout_id?: string;
 };
 
 /** A refusal of the HTTP exchange itself (the body's size or type, the route, the Host). */
@@ -72,37 +79,25 @@ function domainProblem(error: unknown): Problem | undefined {
   return undefined;
 }
 
-// postgres.js and PGlite errors that mean the database cannot be reached right now.
-const UNAVAILABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENOTFOUND",
-  "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "57P01", // admin_shutdown
-  "57P02", // crash_shutdown
-  "57P03", // cannot_connect_now
-  "57014", // query_canceled (statement_timeout)
-  "53300", // too_many_connections
-]);
-
-export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && UNAVAILABLE_CODES.has(code)) return true;
-  }
-  return false;
-}
-
 /** The one place where a thrown value becomes an HTTP response. */
 export function toProblem(error: unknown, log: Logger, context: Record<string, unknown>): Response {
   if (error instanceof HttpProblem) return problemResponse(error.problem);
   const problem = domainProblem(error);
   if (problem) return problemResponse(problem);
+  if (error instanceof CreateOutcomeUnknownError) {
+    log.warn("create outcome unknown", { ...context, payout_id: error.payoutId, err: error });
+    const location = `/api/payouts/${error.payoutId}/`;
+    return problemResponse(
+      {
+        status: 504,
+        code: "create_outcome_unknown",
+        title: "Outcome unknown",
+        detail: `the database did not confirm whether payout ${error.payoutId} was stored; after ${OUTCOME_SETTLES_S} s, GET ${location} tells: 404 means it was not created and will not be, 200 means it was. Do not repeat the request without an Idempotency-Key until then.`,
+        payout_id: error.payoutId,
+      },
+      { location, "retry-after": String(OUTCOME_SETTLES_S) },
+    );
+  }
   if (isDatabaseUnavailable(error)) {
     log.warn("database unavailable", { ...context, err: error });
     return problemResponse(

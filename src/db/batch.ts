@@ -1,3 +1,5 @@
+import { isDatabaseUnavailable } from "./errors";
+
 export type BatchOptions = {
   /** Largest batch one statement takes. */
   maxSize: number;
@@ -15,7 +17,9 @@ type Pending<I, O> = { input: I; resolve: (output: O) => void; reject: (error: u
  *
  * `run` gets the inputs and returns one output per input, in the same order. When a batch of
  * several fails, each input is run again on its own, so that one bad row never fails its
- * neighbours.
+ * neighbours; not when the database is out of reach, which would only fail each again. `run` must
+ * therefore be idempotent: a batch whose commit was lost with its connection may have committed,
+ * and its inputs then run a second time.
  */
 export function batched<I, O>(run: (inputs: I[]) => Promise<O[]>, options: BatchOptions): (input: I) => Promise<O> {
   let queue: Pending<I, O>[] = [];
@@ -24,9 +28,12 @@ export function batched<I, O>(run: (inputs: I[]) => Promise<O[]>, options: Batch
   const settle = async (batch: Pending<I, O>[]) => {
     try {
       const outputs = await run(batch.map((p) => p.input));
+      if (outputs.length !== batch.length) {
+        throw new Error(`a batch of ${batch.length} returned ${outputs.length} outputs`);
+      }
       for (const [i, p] of batch.entries()) p.resolve(outputs[i] as O);
     } catch (error) {
-      if (batch.length === 1) batch[0]?.reject(error);
+      if (batch.length === 1 || isDatabaseUnavailable(error)) for (const p of batch) p.reject(error);
       else await Promise.all(batch.map((p) => settle([p])));
     }
   };

@@ -2,15 +2,23 @@ import { mkdirSync } from "node:fs";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { type Availability, alwaysAvailable, probeAvailability } from "./availability";
 import * as schema from "./schema";
 
 /** The one database type the code above the driver sees: postgres.js and PGlite alike. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+/** The rows of a raw `db.execute`: postgres.js answers with an array, PGlite with `{ rows }`. */
+export function resultRows<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
 export type Database = {
   db: Db;
   /** True when the database answers within the timeout. */
   ping(timeoutMs?: number): Promise<boolean>;
+  /** Whether the database answers right now (probed in the background). */
+  availability: Availability;
   close(): Promise<void>;
 };
 
@@ -28,6 +36,7 @@ export function connectPostgres(url: string, poolSize: number, applicationName: 
     connection: { application_name: applicationName, statement_timeout: STATEMENT_TIMEOUT_MS },
   });
   const db = drizzlePostgres(client, { schema });
+  const availability = probeAvailability(url, applicationName);
   return {
     db,
     ping: (timeoutMs = 2000) =>
@@ -36,7 +45,11 @@ export function connectPostgres(url: string, poolSize: number, applicationName: 
         timeoutMs,
         false,
       ),
-    close: () => client.end({ timeout: 5 }),
+    availability,
+    async close() {
+      await availability.stop();
+      await client.end({ timeout: 5 });
+    },
   };
 }
 
@@ -56,6 +69,7 @@ export async function openPglite(dataDir: string): Promise<Database> {
         timeoutMs,
         false,
       ),
+    availability: alwaysAvailable,
     close: () => client.close(),
   };
 }

@@ -138,10 +138,16 @@ export const Problem = Type.Object(
     status: Type.Integer(),
     code: Type.String({
       description:
-        "Stable machine-readable code: validation_error, invalid_json, not_found, method_not_allowed, status_conflict, payload_too_large, unsupported_media_type, idempotency_key_reused, database_unavailable, internal_error.",
+        "Stable machine-readable code: validation_error, invalid_json, not_found, method_not_allowed, status_conflict, payload_too_large, unsupported_media_type, idempotency_key_reused, database_unavailable, create_outcome_unknown, internal_error.",
     }),
     detail: Type.Optional(Type.String()),
     current_status: Type.Optional(StatusSchema),
+    payout_id: Type.Optional(
+      Type.String({
+        format: "uuid",
+        description: "With create_outcome_unknown: the payout to look up once Retry-After has passed.",
+      }),
+    ),
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
   },
   {

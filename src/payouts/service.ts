@@ -1,7 +1,17 @@
 import { createHash } from "node:crypto";
 import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from "drizzle-orm";
+import type { Availability } from "../db/availability";
 import { batched } from "../db/batch";
-import type { Db } from "../db/client";
+import { type Db, resultRows } from "../db/client";
+import {
+  beforeDeadline,
+  CreateOutcomeUnknownError,
+  DatabaseUnavailableError,
+  errorCode,
+  isDatabaseUnavailable,
+  NothingStoredError,
+  neverReachedDatabase,
+} from "../db/errors";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
@@ -25,8 +35,33 @@ export function toPayout(row: PayoutRow): Payout {
 
 export type CreateResult = { payout: Payout; replayed: false } | { status: number; body: unknown; replayed: true };
 
-/** Thrown inside the create transaction to undo the insert when the key is already taken. */
-class KeyTaken extends Error {}
+/**
+ * A create's statement writes its row only while the database's clock is before the create's
+ * deadline, so once the deadline has passed, a payout that is not in the table never will be: a
+ * create whose answer was lost is settled by looking its id up afterwards. SETTLE_MS covers the
+ * commit's own flush and the difference between the api's and the database's clocks (NTP keeps
+ * it to milliseconds). Everything fits in the two seconds a client waits at most.
+ */
+const CREATE_DEADLINE_MS = 1000;
+const SETTLE_MS = 300;
+const LOOKUP_TIMEOUT_MS = 500;
+/** Reads, changes and deletes answer within this, or 503. */
+const ANSWER_WITHIN_MS = 1500;
+
+const UNIQUE_VIOLATION = "23505";
+const DEADLOCK_DETECTED = "40P01";
+
+/** A create with everything decided before any statement runs: a re-run writes the same row. */
+type NewPayout = CreatePayoutInput & { id: string; deadline: Date };
+
+const newPayout = (input: CreatePayoutInput): NewPayout => ({
+  ...input,
+  id: Bun.randomUUIDv7(),
+  deadline: new Date(Date.now() + CREATE_DEADLINE_MS),
+});
+
+const notStored = () =>
+  new NothingStoredError("the database did not store the payout before its deadline; nothing was created");
 
 const fingerprint = (input: CreatePayoutInput) =>
   createHash("sha256")
@@ -62,6 +97,16 @@ const NEW_ROW: Record<keyof PayoutRow, SQL> = {
   processedAt: sql`NULL`,
 };
 
+/** The columns a create sends, in the order of the batch's JSON records. */
+const createRecord = (p: NewPayout) => ({
+  id: p.id,
+  amount: p.amount,
+  currency: p.currency,
+  recipient_details: p.recipient_details,
+  comment: p.comment,
+  deadline: p.deadline.toISOString(),
+});
+
 /**
  * One page of the list, one more row than asked for (it tells whether there is a next page). The
  * order and the cursor's row comparison match the (created_at, id) indexes, alone or after status
@@ -87,23 +132,59 @@ export function pageQuery(db: Db, query: ListQuery) {
 }
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
-export function payoutService(db: Db) {
-  const newRow = (input: CreatePayoutInput) => ({
-    id: Bun.randomUUIDv7(),
-    amount: input.amount,
-    currency: input.currency,
-    recipientDetails: input.recipient_details,
-    comment: input.comment,
-  });
+export function payoutService(db: Db, availability: Availability) {
+  /**
+   * Refuses at once while the database is known to be out of reach, and answers within `ms`
+   * otherwise: no request waits on a dead connection.
+   */
+  const guarded = async <T>(work: () => Promise<T>, ms = ANSWER_WITHIN_MS): Promise<T> => {
+    if (!availability.available) throw new NothingStoredError("the database cannot be reached");
+    // A statement chosen as a deadlock's victim was rolled back whole: running it again is safe.
+    const once = async (tries: number): Promise<T> => {
+      try {
+        return await work();
+      } catch (error) {
+        if (errorCode(error) !== DEADLOCK_DETECTED || tries === 0) throw error;
+        return once(tries - 1);
+      }
+    };
+    try {
+      return await beforeDeadline(once(2), ms);
+    } catch (error) {
+      // A failed connection says more than a slow answer: the probe decides when it is back.
+      if (isDatabaseUnavailable(error) && !(error instanceof DatabaseUnavailableError)) availability.lost();
+      throw error;
+    }
+  };
 
-  const insertPayout = async (tx: Db, input: CreatePayoutInput) => {
-    const [row] = await tx.insert(payouts).values(newRow(input)).returning();
-    if (!row) throw new Error("INSERT returned no row");
-    return toPayout(row);
+  /**
+   * Runs a create's write and, when its answer is lost (a dropped or silent connection), settles
+   * what happened by the payout's id once its deadline has passed: `found` when the row is there,
+   * 503 when it is not (it never will be), and CreateOutcomeUnknownError only when the database
+   * cannot even be asked.
+   */
+  const settled = async <T>(payout: NewPayout, write: () => Promise<T>, found: (row: PayoutRow) => T): Promise<T> => {
+    const settleAt = payout.deadline.getTime() + SETTLE_MS;
+    try {
+      return await guarded(write, settleAt - Date.now());
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || neverReachedDatabase(error)) throw error;
+    }
+    await Bun.sleep(Math.max(0, settleAt - Date.now()));
+    let row: PayoutRow | undefined;
+    try {
+      [row] = await beforeDeadline(db.select().from(payouts).where(eq(payouts.id, payout.id)), LOOKUP_TIMEOUT_MS);
+    } catch {
+      throw new CreateOutcomeUnknownError(payout.id);
+    }
+    if (!row) throw notStored();
+    return found(row);
   };
 
   // Creates without a key that arrive together are one multi-row INSERT: one round trip and one
-  // commit for all of them, each request still answered only after that commit.
+  // commit for all of them, each request still answered only after that commit. Each row carries
+  // its id and deadline, so a batch run again (its commit lost with the connection) writes no row
+  // twice: ON CONFLICT finds the first, and a row past its deadline is written by no run.
   // Prepared once: the batch travels as one JSON parameter, so no SQL is built per request.
   const insertMany = db
     .insert(payouts)
@@ -113,60 +194,93 @@ export function payoutService(db: Db) {
         sql`, `,
       )}
           FROM jsonb_to_recordset(${sql.placeholder("rows")}::jsonb)
-            AS t(id uuid, amount numeric(12, 2), currency currency, recipient_details varchar(255), comment varchar(1000))`,
+            AS t(id uuid, amount numeric(12, 2), currency currency, recipient_details varchar(255),
+                 comment varchar(1000), deadline timestamptz)
+          WHERE clock_timestamp() < t.deadline`,
     )
+    .onConflictDoNothing({ target: payouts.id })
     .returning()
     .prepare("insert_payouts");
 
+  /** One row per input: the payout, or undefined when its deadline passed before the statement ran. */
   const insertBatch = batched(
-    async (inputs: CreatePayoutInput[]) => {
-      const values = inputs.map(newRow);
-      const rows = await insertMany.execute({
-        rows: JSON.stringify(
-          values.map((v) => ({
-            id: v.id,
-            amount: v.amount,
-            currency: v.currency,
-            recipient_details: v.recipientDetails,
-            comment: v.comment,
-          })),
-        ),
-      });
+    async (batch: NewPayout[]) => {
+      const rows = await insertMany.execute({ rows: JSON.stringify(batch.map(createRecord)) });
       const byId = new Map(rows.map((row) => [row.id, row]));
-      return values.map((value) => {
-        const row = byId.get(value.id);
-        if (!row) throw new Error("INSERT returned no row");
-        return toPayout(row);
-      });
+      const missing = batch.filter((p) => !byId.has(p.id)).map((p) => p.id);
+      // Rows a lost commit already wrote; the rest were past their deadline.
+      if (missing.length > 0) {
+        for (const row of await db.select().from(payouts).where(inArray(payouts.id, missing))) byId.set(row.id, row);
+      }
+      return batch.map((p) => byId.get(p.id));
     },
     { maxSize: 200, maxInFlight: 4 },
   );
 
+  const createOne = (input: CreatePayoutInput): Promise<Payout> => {
+    const payout = newPayout(input);
+    return settled(
+      payout,
+      async () => {
+        const row = await insertBatch(payout);
+        if (!row) throw notStored();
+        return toPayout(row);
+      },
+      toPayout,
+    );
+  };
+
   /**
-   * With an idempotency key, the key's row and the payout commit together or not at all. A
-   * concurrent request with the same key blocks on the key's unique index until the first one
-   * commits, then finds the key taken and replays the stored response: one payout, whatever the
-   * number of requests.
+   * With an idempotency key, the payout and the key's row (with the first response) are one
+   * statement, so they commit together or not at all, before the deadline or never. A concurrent
+   * request with the same key waits on the key's unique index until the first commits, then fails
+   * on it and replays the stored response: one payout, whatever the number of requests.
    */
   const createIdempotent = async (input: CreatePayoutInput, key: string): Promise<CreateResult> => {
     const print = fingerprint(input);
-    try {
-      const payout = await db.transaction(async (tx) => {
-        const created = await insertPayout(tx, input);
-        const [taken] = await tx
-          .insert(idempotencyKeys)
-          .values({ key, fingerprint: print, payoutId: created.id, responseStatus: 201, responseBody: created })
-          .onConflictDoNothing()
-          .returning({ key: idempotencyKeys.key });
-        if (!taken) throw new KeyTaken();
-        return created;
-      });
-      return { payout, replayed: false };
-    } catch (error) {
-      if (!(error instanceof KeyTaken)) throw error;
-    }
-    const [first] = await db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
-    if (!first) throw new Error("idempotency key vanished after a conflict");
+    const payout = newPayout(input);
+    const createdAt = new Date().toISOString();
+    const response: Payout = {
+      id: payout.id,
+      amount: input.amount,
+      currency: input.currency,
+      recipient_details: input.recipient_details,
+      comment: input.comment,
+      status: "NEW",
+      failure_reason: null,
+      created_at: createdAt,
+      updated_at: createdAt,
+      processed_at: null,
+    };
+    const created: CreateResult = { payout: response, replayed: false };
+    const stored = await settled<CreateResult | undefined>(
+      payout,
+      async () => {
+        try {
+          const result = await db.execute(sql`
+            WITH payout AS (
+              INSERT INTO ${payouts} (id, amount, currency, recipient_details, comment, created_at, updated_at)
+              SELECT ${payout.id}::uuid, ${input.amount}::numeric, ${input.currency}::currency,
+                     ${input.recipient_details}, ${input.comment}, ${createdAt}::timestamptz, ${createdAt}::timestamptz
+              WHERE clock_timestamp() < ${payout.deadline.toISOString()}::timestamptz
+                AND NOT EXISTS (SELECT 1 FROM ${idempotencyKeys} WHERE ${idempotencyKeys.key} = ${key})
+              RETURNING id
+            )
+            INSERT INTO ${idempotencyKeys} (key, fingerprint, payout_id, response_status, response_body)
+            SELECT ${key}, ${print}, id, 201, ${JSON.stringify(response)}::jsonb FROM payout
+            RETURNING payout_id`);
+          return resultRows(result).length > 0 ? created : undefined;
+        } catch (error) {
+          if (errorCode(error) === UNIQUE_VIOLATION) return undefined;
+          throw error;
+        }
+      },
+      () => created,
+    );
+    if (stored) return stored;
+    const [first] = await guarded(() => db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key)));
+    // Neither written nor taken: the statement ran after its deadline.
+    if (!first) throw notStored();
     if (first.fingerprint !== print) {
       throw new IdempotencyKeyReused();
     }
@@ -176,18 +290,18 @@ export function payoutService(db: Db) {
   return {
     async create(input: CreatePayoutInput, idempotencyKey?: string): Promise<CreateResult> {
       if (idempotencyKey !== undefined) return createIdempotent(input, idempotencyKey);
-      return { payout: await insertBatch(input), replayed: false };
+      return { payout: await createOne(input), replayed: false };
     },
 
     async get(id: string): Promise<Payout> {
-      const [row] = await db.select().from(payouts).where(eq(payouts.id, id));
+      const [row] = await guarded(() => db.select().from(payouts).where(eq(payouts.id, id)));
       if (!row) throw new NotFound();
       return toPayout(row);
     },
 
     /** Keyset pagination, newest first: each page is one index range scan, however deep. */
     async list(query: ListQuery): Promise<{ results: Payout[]; next_cursor: string | null }> {
-      const rows = await pageQuery(db, query);
+      const rows = await guarded(() => pageQuery(db, query));
       const page = rows.slice(0, query.limit);
       const last = page.at(-1);
       return {
@@ -209,18 +323,20 @@ export function payoutService(db: Db) {
           (!changesTerms || TERMS_EDITABLE_IN.includes(s)) &&
           (input.status === undefined || CANCELLABLE_FROM.includes(s)),
       );
-      const [row] = await db
-        .update(payouts)
-        .set({
-          amount: input.amount,
-          currency: input.currency,
-          recipientDetails: input.recipient_details,
-          comment: input.comment,
-          status: input.status,
-          updatedAt: sql`now()`,
-        })
-        .where(and(eq(payouts.id, id), inArray(payouts.status, allowedFrom)))
-        .returning();
+      const [row] = await guarded(() =>
+        db
+          .update(payouts)
+          .set({
+            amount: input.amount,
+            currency: input.currency,
+            recipientDetails: input.recipient_details,
+            comment: input.comment,
+            status: input.status,
+            updatedAt: sql`now()`,
+          })
+          .where(and(eq(payouts.id, id), inArray(payouts.status, allowedFrom)))
+          .returning(),
+      );
       if (row) return toPayout(row);
       const current = await this.get(id);
       throw new StatusConflict(
@@ -232,10 +348,12 @@ export function payoutService(db: Db) {
     },
 
     async remove(id: string): Promise<void> {
-      const [row] = await db
-        .delete(payouts)
-        .where(and(eq(payouts.id, id), inArray(payouts.status, DELETABLE_IN)))
-        .returning({ id: payouts.id });
+      const [row] = await guarded(() =>
+        db
+          .delete(payouts)
+          .where(and(eq(payouts.id, id), inArray(payouts.status, DELETABLE_IN)))
+          .returning({ id: payouts.id }),
+      );
       if (row) return;
       const current = await this.get(id);
       throw new StatusConflict(current.status, `only ${DELETABLE_IN.join(", ")} payouts can be deleted`);

@@ -11,6 +11,12 @@ export type OutboxOptions = {
   graceMs: number;
   /** A PROCESSING payout untouched for this long has lost its message: publish it again. */
   stuckAfterMs: number;
+  /**
+   * A NEW payout published this long ago and still not claimed has lost its message (a broker
+   * that lost its data, a purged queue): publish it again. Longer than a backlog takes to drain;
+   * a duplicate finds nothing to claim.
+   */
+  republishAfterMs: number;
 };
 
 const BATCH = 500;
@@ -67,6 +73,10 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
               eq(payouts.status, "NEW"),
               isNull(payouts.publishedAt),
               lt(payouts.createdAt, sql`now() - make_interval(secs => ${options.graceMs / 1000})`),
+            ),
+            and(
+              eq(payouts.status, "NEW"),
+              lt(payouts.publishedAt, sql`now() - make_interval(secs => ${options.republishAfterMs / 1000})`),
             ),
             and(
               eq(payouts.status, "PROCESSING"),

@@ -1,7 +1,8 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { batched } from "../db/batch";
-import type { Db } from "../db/client";
+import type { Database } from "../db/client";
+import { DatabaseUnavailableError, isDatabaseUnavailable } from "../db/errors";
 import { type PayoutRow, payouts } from "../db/schema";
 import { type Payment, type PayoutGateway, TemporaryGatewayError } from "../gateway/port";
 import { simulatedGateway } from "../gateway/simulated";
@@ -29,10 +30,23 @@ export const consumerOptions = (config: Config): RabbitConsumerOptions => ({
  * The processing half of a process (a worker thread, or role `all`): the simulated gateway and the
  * processor, fed by `consumer`.
  */
-export async function startProcessing(config: Config, db: Db, consumer: Consumer, log: Logger): Promise<void> {
-  const gateway = simulatedGateway(db, { latencyMs: config.gatewayLatencyMs, failureRate: config.gatewayFailureRate });
-  await consumer.start(createProcessor(db, gateway, processorOptions(config), log));
+export async function startProcessing(
+  config: Config,
+  database: Database,
+  consumer: Consumer,
+  log: Logger,
+): Promise<void> {
+  const gateway = simulatedGateway(database.db, {
+    latencyMs: config.gatewayLatencyMs,
+    failureRate: config.gatewayFailureRate,
+  });
+  await consumer.start(createProcessor(database, gateway, processorOptions(config), log));
 }
+
+// A claim or an outcome that failed for want of the database is written again by its own worker
+// as soon as the database answers, for this long; then the message goes to the retry queue.
+const DATABASE_WAIT_MS = 30_000;
+const REWRITE_PAUSE_MS = 250;
 
 // The backoff stops growing here. Each delay is a retry queue's TTL, and RabbitMQ refuses a TTL of
 // years: uncapped, a MAX_ATTEMPTS of a few dozen would fail the topology on every connect.
@@ -55,7 +69,31 @@ export const retryDelays = (options: ProcessorOptions) =>
  * payout that was cancelled or deleted finds nothing to do. The caller acks only after this
  * returns, that is after the outcome is committed.
  */
-export function createProcessor(db: Db, gateway: PayoutGateway, options: ProcessorOptions, log: Logger) {
+export function createProcessor(database: Database, gateway: PayoutGateway, options: ProcessorOptions, log: Logger) {
+  const { db, availability } = database;
+
+  /**
+   * Runs a write until it gets through: while the database is gone, nothing is claimed or written
+   * (the message waits, unacked); once it answers, the write runs again. `again` tells the write
+   * that an earlier run may have committed without its answer arriving.
+   */
+  const persist = async <T>(write: (again: boolean) => Promise<T>): Promise<T> => {
+    const giveUpAt = Date.now() + DATABASE_WAIT_MS;
+    for (let again = false; ; again = true) {
+      const waitMs = giveUpAt - Date.now();
+      if (!availability.available && !(waitMs > 0 && (await availability.whenAvailable(waitMs)))) {
+        throw new DatabaseUnavailableError(`the database has not answered for ${DATABASE_WAIT_MS} ms`);
+      }
+      try {
+        return await write(again);
+      } catch (error) {
+        if (!isDatabaseUnavailable(error) || Date.now() >= giveUpAt) throw error;
+        availability.lost();
+        await Bun.sleep(REWRITE_PAUSE_MS);
+      }
+    }
+  };
+
   // Outcomes are conditional on the claim's attempt too: once a redelivered message has taken the
   // payout over, only the new holder writes the outcome. A taken-over worker whose call failed
   // must not write FAILED while the new holder's call may still move the money.
@@ -147,7 +185,9 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
   };
 
   return async function process(delivery: Delivery): Promise<HandlerResult> {
-    const claimed = await claim(delivery);
+    // A claim run again may find its own first run's commit: as a takeover it claims the payout
+    // anew (one more attempt) instead of leaving it PROCESSING for the relay.
+    const claimed = await persist((again) => claim(again ? { ...delivery, resume: true } : delivery));
     const plog = log.child({ payout_id: delivery.id });
     if (!claimed) {
       plog.debug("nothing to claim: the payout is gone, final, or held by another worker");
@@ -163,7 +203,7 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
       outcome: result instanceof TemporaryGatewayError ? "failure" : "success",
     });
     if (!(result instanceof TemporaryGatewayError)) {
-      if (await complete(claimed)) {
+      if (await persist(() => complete(claimed))) {
         plog.info("payout status changed", { status: "COMPLETED", attempt, reference: result.reference });
         payoutStatusChanges.inc({ status: "COMPLETED" });
       }
@@ -183,14 +223,14 @@ export function createProcessor(db: Db, gateway: PayoutGateway, options: Process
     // Before giving up, ask whether an unanswered call paid after all: FAILED must mean no money moved.
     const payment = await gateway.lookup(claimed.id);
     if (payment) {
-      if (await complete(claimed)) {
+      if (await persist(() => complete(claimed))) {
         plog.info("payout status changed", { status: "COMPLETED", attempt, reference: payment.reference });
         payoutStatusChanges.inc({ status: "COMPLETED" });
       }
       return {};
     }
     const reason = `gateway failed ${attempt} times; last error: ${result.message}`;
-    if (await fail(claimed, reason)) {
+    if (await persist(() => fail(claimed, reason))) {
       plog.warn("payout status changed", { status: "FAILED", attempt, failure_reason: reason });
       payoutStatusChanges.inc({ status: "FAILED" });
     }

@@ -21,7 +21,7 @@ if (!config.databaseUrl || !config.amqpUrl) throw new Error("worker threads need
 
 const database = connectPostgres(config.databaseUrl, config.dbPoolSize, "payouts-worker");
 const consumer = rabbitConsumer(config.amqpUrl, consumerOptions(config), log);
-await startProcessing(config, database.db, consumer, log);
+await startProcessing(config, database, consumer, log);
 self.postMessage({ type: "started" });
 
 self.onmessage = async (event: MessageEvent) => {

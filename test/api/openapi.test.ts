@@ -55,7 +55,7 @@ describe("the document", () => {
   });
 
   const expectedResponses: [string, string, string[]][] = [
-    ["/api/payouts/", "post", ["201", "400", "413", "415", "422", "500", "503"]],
+    ["/api/payouts/", "post", ["201", "400", "413", "415", "422", "500", "503", "504"]],
     ["/api/payouts/", "get", ["200", "400", "500", "503"]],
     ["/api/payouts/{id}/", "get", ["200", "404", "500", "503"]],
     ["/api/payouts/{id}/", "patch", ["200", "400", "404", "409", "413", "415", "500", "503"]],
@@ -97,7 +97,7 @@ describe("the document", () => {
   test("the Problem schema describes the problem+json fields, current_status as an enum", () => {
     const problem = doc.components.schemas.Problem;
     expect(Object.keys(problem.properties).sort()).toEqual(
-      ["type", "title", "status", "code", "detail", "current_status", "errors"].sort(),
+      ["type", "title", "status", "code", "detail", "current_status", "payout_id", "errors"].sort(),
     );
     expect(problem.required.sort()).toEqual(["code", "status", "title", "type"]);
     expect(allowedValues(problem.properties.current_status)).toEqual([...STATUSES]);

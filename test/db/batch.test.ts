@@ -62,3 +62,30 @@ test("one bad input fails only its own call: the others are run again on their o
   ).toEqual([10, 20, 40]);
   expect(batches).toEqual([[1, 2, 3, 4], [1], [2], [3], [4]]);
 });
+
+test("a batch that fails for want of the database fails every input at once, without running each alone", async () => {
+  const batches: number[][] = [];
+  const call = batched(
+    async (inputs: number[]) => {
+      batches.push(inputs);
+      await Bun.sleep(5);
+      throw Object.assign(new Error("connection reset"), { code: "ECONNRESET" });
+    },
+    { maxSize: 100, maxInFlight: 1 },
+  );
+  const first = call(1).catch((e: Error) => e.message);
+  await Bun.sleep(1);
+  const rest = [2, 3, 4].map((n) => call(n).catch((e: Error) => e.message));
+  expect(await Promise.all([first, ...rest])).toEqual([
+    "connection reset",
+    "connection reset",
+    "connection reset",
+    "connection reset",
+  ]);
+  expect(batches).toEqual([[1], [2, 3, 4]]);
+});
+
+test("a run that returns a different number of outputs than inputs is a bug: every input fails", async () => {
+  const call = batched(async (inputs: number[]) => inputs.slice(1), { maxSize: 100, maxInFlight: 1 });
+  await expect(call(1)).rejects.toThrow("a batch of 1 returned 0 outputs");
+});

@@ -98,7 +98,7 @@ test("processing moves the status counters, the gateway histogram, the retry cou
   };
   const { publisher, consumer } = memoryQueue(10, log);
   await consumer.start(
-    createProcessor(database.db, gateway, { maxAttempts: 2, retryBaseDelayMs: 10, taskTimeLimitMs: 10_000 }, log),
+    createProcessor(database, gateway, { maxAttempts: 2, retryBaseDelayMs: 10, taskTimeLimitMs: 10_000 }, log),
   );
   const { request } = testApi(database, { onCreated: (id) => void publisher.publish([{ id }]) });
   try {

@@ -8,7 +8,7 @@ import { testDatabase } from "../helpers";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const service = payoutService(database.db);
+const service = payoutService(database.db, database.availability);
 const input = { amount: "10.00", currency: "RUB" as const, recipient_details: "x", comment: "" };
 
 /** The error a promise rejects with; fails the test if it resolves. */

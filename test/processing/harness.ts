@@ -128,7 +128,7 @@ export function startOutbox(database: Database, publisher: Publisher, options: P
   const outbox = createOutbox(
     database.db,
     publisher,
-    { intervalMs: 100, graceMs: 5000, stuckAfterMs: 600_000, ...options },
+    { intervalMs: 100, graceMs: 5000, stuckAfterMs: 600_000, republishAfterMs: 600_000, ...options },
     quiet,
   );
   cleanups.push(() => outbox.stop());
@@ -191,7 +191,7 @@ export async function startWorker(broker: Broker, options: WorkerOptions = {}): 
     latencyMs: options.latencyMs ?? 20,
     failureRate: options.failureRate ?? 0,
   });
-  await consumer.start(createProcessor(database.db, gateway, processing, quiet));
+  await consumer.start(createProcessor(database, gateway, processing, quiet));
   cleanups.push(() => consumer.close());
   await eventually(async () => (await broker.depth(QUEUE)).consumers > consumers);
   return consumer;

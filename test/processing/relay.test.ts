@@ -10,6 +10,7 @@ import {
   payout,
   processingFixtures,
   reaches,
+  startApi,
   startOutbox,
   startPublisher,
   startWorker,
@@ -77,4 +78,22 @@ test("a PROCESSING payout whose message was lost is published again for takeover
   expect(await ledger(database, stuck.id)).toEqual({ payments: 1, calls: 1 });
   // A recent holder is left alone.
   expect(await payout(database, held.id)).toEqual(held);
+});
+
+test("NEW payouts whose messages the broker lost (a purged queue) are published again after the bound and complete, paid once", async () => {
+  const api = await startApi(database);
+  const ids = await Promise.all(Array.from({ length: 20 }, () => api.createPublished()));
+  // The broker loses every message it had confirmed: nothing will ever deliver these.
+  await fixtures.broker.channel.purgeQueue(QUEUE);
+  const publisher = await startPublisher();
+  // Within the bound, a published payout is left to its message.
+  expect(await startOutbox(database, publisher, { republishAfterMs: 600_000 }).relayOnce()).toBe(0);
+
+  await startWorker(fixtures.broker);
+  startOutbox(database, publisher, { republishAfterMs: 1000 }).start();
+  for (const id of ids) {
+    const done = await reaches(database, id, "COMPLETED");
+    expect(done.attempts).toBe(1);
+    expect(await ledger(database, id)).toEqual({ payments: 1, calls: 1 });
+  }
 });

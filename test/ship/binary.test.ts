@@ -93,14 +93,14 @@ test("a payout posted to the binary's api is paid by the binary's worker", async
     20_000,
   );
   expect(payout.amount).toBe("12.34");
-});
+}, 30_000);
 
 test("the binary's worker role consumes on WORKER_THREADS threads", async () => {
   // Each thread has its own AMQP connection and consumer; the main thread only publishes.
   await eventually(async () => payoutsConsumers() === consumersBefore + 2, 20_000);
   await Bun.sleep(500);
   expect(payoutsConsumers()).toBe(consumersBefore + 2);
-});
+}, 30_000);
 
 test("Swagger UI and its assets are served from the binary", async () => {
   await apiReady();
@@ -114,13 +114,13 @@ test("Swagger UI and its assets are served from the binary", async () => {
     expect({ path, status: response.status }).toEqual({ path, status: 200 });
     expect((await response.arrayBuffer()).byteLength).toBeGreaterThan(0);
   }
-});
+}, 30_000);
 
 test("--healthcheck exits 0 while the api is ready and 1 when nothing answers", async () => {
   await apiReady();
   expect(run(["--healthcheck"], { PORT: String(port) }).exitCode).toBe(0);
   expect(run(["--healthcheck"], { PORT: String(freePort()) }).exitCode).toBe(1);
-});
+}, 30_000);
 
 test("--role=all without DATABASE_URL stops with a message: the binary has no embedded PGlite", () => {
   const result = run(["--role=all"], { DATABASE_URL: undefined, AMQP_URL: undefined, PORT: String(freePort()) });

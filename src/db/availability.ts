@@ -1,0 +1,108 @@
+import postgres from "postgres";
+
+// How often the database is asked whether it answers, and how long an answer may take. With these,
+// an outage is known within about a second and the end of one within half a second.
+const PROBE_INTERVAL_MS = 500;
+const PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * Whether the database answers right now, as a circuit breaker: while it does not, requests are
+ * refused at once instead of queueing behind dead connections, and workers stop claiming.
+ */
+export type Availability = {
+  readonly available: boolean;
+  /** A query just failed for want of the database: refuse further work until the probe says otherwise. */
+  lost(): void;
+  /** Resolves true as soon as the database answers again, false after `timeoutMs`. */
+  whenAvailable(timeoutMs: number): Promise<boolean>;
+  stop(): Promise<void>;
+};
+
+/** Always available: the embedded database lives in this process. */
+export const alwaysAvailable: Availability = {
+  available: true,
+  lost() {},
+  whenAvailable: async () => true,
+  stop: async () => {},
+};
+
+/**
+ * Probes on a connection of its own, so that a busy pool never makes a healthy database look
+ * down. A probe that gets no answer drops its connection: the next one connects afresh rather
+ * than waiting behind a connection that may never answer again.
+ */
+export function probeAvailability(url: string, applicationName: string): Availability {
+  let available = true;
+  let stopped = false;
+  let client: postgres.Sql | undefined;
+  let timer: Timer | undefined;
+  const waiters = new Set<(up: boolean) => void>();
+  const wakeAll = (up: boolean) => {
+    for (const wake of waiters) wake(up);
+    waiters.clear();
+  };
+
+  const settle = (up: boolean) => {
+    available = up;
+    if (up) wakeAll(true);
+  };
+
+  const probe = async () => {
+    client ??= postgres(url, {
+      max: 1,
+      connect_timeout: PROBE_TIMEOUT_MS / 1000,
+      idle_timeout: 60,
+      onnotice: () => {},
+      connection: { application_name: `${applicationName}-probe` },
+    });
+    const current = client;
+    let answered = false;
+    const query = current`select 1`.then(
+      () => {
+        answered = true;
+      },
+      () => {},
+    );
+    await Promise.race([query, Bun.sleep(PROBE_TIMEOUT_MS)]);
+    if (!answered && client === current) {
+      client = undefined;
+      void current.end({ timeout: 0 }).catch(() => {});
+    }
+    settle(answered);
+  };
+
+  const loop = async () => {
+    await probe();
+    if (!stopped) timer = setTimeout(loop, PROBE_INTERVAL_MS);
+  };
+  timer = setTimeout(loop, PROBE_INTERVAL_MS);
+
+  return {
+    get available() {
+      return available;
+    },
+    lost() {
+      available = false;
+    },
+    whenAvailable(timeoutMs) {
+      if (available) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const wake = (up: boolean) => {
+          clearTimeout(giveUp);
+          resolve(up);
+        };
+        const giveUp = setTimeout(() => {
+          waiters.delete(wake);
+          resolve(false);
+        }, timeoutMs);
+        waiters.add(wake);
+      });
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      wakeAll(false);
+      await client?.end({ timeout: 1 }).catch(() => {});
+    },
+  };
+}

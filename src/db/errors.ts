@@ -1,0 +1,75 @@
+// postgres.js and PGlite errors that mean the database cannot be reached right now.
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "57014", // query_canceled (statement_timeout)
+  "53300", // too_many_connections
+]);
+
+/** The database did not answer: refused before anything was sent, or no answer in time. */
+export class DatabaseUnavailableError extends Error {}
+
+/** Certainly nothing was written: the database was not asked, or it refused the write. */
+export class NothingStoredError extends DatabaseUnavailableError {}
+
+/**
+ * A create whose commit cannot be confirmed or ruled out: the statement was sent, then the
+ * connection failed or went silent, and the database could not be asked afterwards. The payout
+ * with this id either exists or never will (see src/payouts/service.ts `create`).
+ */
+export class CreateOutcomeUnknownError extends Error {
+  constructor(readonly payoutId: string) {
+    super(`the database did not confirm whether payout ${payoutId} was stored`);
+  }
+}
+
+// Failures to open a connection: no statement was sent on it.
+const NOT_CONNECTED_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "CONNECT_TIMEOUT",
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+]);
+
+/** The error's code, or its cause's (drizzle wraps the driver's errors). */
+export function errorCode(error: unknown): string | undefined {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
+}
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof DatabaseUnavailableError) return true;
+  }
+  return UNAVAILABLE_CODES.has(errorCode(error) ?? "");
+}
+
+/** Whether the failure certainly happened before the statement reached the database. */
+export function neverReachedDatabase(error: unknown): boolean {
+  return error instanceof NothingStoredError || NOT_CONNECTED_CODES.has(errorCode(error) ?? "");
+}
+
+/** Rejects with DatabaseUnavailableError when `promise` has not settled within `ms`. */
+export function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: Timer | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DatabaseUnavailableError(`the database did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
