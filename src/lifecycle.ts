@@ -48,8 +48,22 @@ function fatal(msg: string, err: unknown): void {
   process.exit(1);
 }
 
+/**
+ * Bun's node:net also rejects a promise with a socket's failed write (a connection reset under
+ * it), which the socket's owner has already been told through the socket's 'error' event:
+ * postgres.js fails the query and reconnects. Nothing is left unplanned, so the process logs it
+ * and carries on serving instead of dropping every other request with it.
+ */
+function isHandledSocketWriteFailure(reason: unknown): boolean {
+  const error = reason as { syscall?: unknown; code?: unknown } | null;
+  return error?.syscall === "write" && (error.code === "ECONNRESET" || error.code === "EPIPE");
+}
+
 process.on("uncaughtException", (err) => fatal("uncaught exception; exiting", err));
-process.on("unhandledRejection", (reason) => fatal("unhandled rejection; exiting", reason));
+process.on("unhandledRejection", (reason) => {
+  if (isHandledSocketWriteFailure(reason)) log.warn("a socket write failed on a reset connection", { err: reason });
+  else fatal("unhandled rejection; exiting", reason);
+});
 // Signals are delivered to the process, whose main thread owns the shutdown.
 if (isMainThread) {
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

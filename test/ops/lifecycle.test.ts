@@ -114,6 +114,19 @@ for (const kind of ["exception", "rejection"]) {
   });
 }
 
+test("a reset socket's failed write, which Bun also rejects, is one warning and the process carries on", async () => {
+  const child = Bun.spawn(["bun", join(import.meta.dir, "fixtures", "uncaught.ts"), "socket-write"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  children.push(child);
+  const result = await output(child);
+  expect(result.exitCode).toBe(0);
+  expect([...result.stdout, ...result.stderr]).toEqual([
+    expect.objectContaining({ level: "warn", msg: "a socket write failed on a reset connection" }),
+  ]);
+});
+
 test("a worker thread's uncaught error is one line from the thread, which exits 1 and is restarted", async () => {
   const env: Record<string, string> = { ...(process.env as Record<string, string>), LOG_LEVEL: "info" };
   // The thread refuses to start without AMQP_URL: an error thrown at its top level.
