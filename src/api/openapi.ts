@@ -4,13 +4,13 @@ import css from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import bundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
 import {
   CreatePayoutBody,
-  IDEMPOTENCY_KEY_MAX,
-  ListQuery,
+  IdempotencyKey,
+  ListQueryParams,
   Payout,
   PayoutPage,
-  Problem,
   UpdatePayoutBody,
 } from "../payouts/model";
+import { ProblemSchema } from "./problem";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ "application/json": { schema } });
@@ -59,8 +59,8 @@ export const docs = {
         name: "Idempotency-Key",
         in: "header",
         required: false,
-        description: `1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters; see the IETF draft "The Idempotency-Key HTTP Header Field".`,
-        schema: { type: "string", minLength: 1, maxLength: IDEMPOTENCY_KEY_MAX, pattern: "^[\\x21-\\x7E]+$" },
+        description: IdempotencyKey.description,
+        schema: IdempotencyKey,
       },
     ],
     requestBody: { required: true, content: json(ref("CreatePayout")) },
@@ -82,7 +82,7 @@ export const docs = {
     summary: "List payout requests, newest first",
     description:
       "Keyset (cursor) pagination: pass next_cursor as cursor for the next page; every page costs the same however deep. Unknown or repeated query parameters are a 400.",
-    parameters: Object.entries(ListQuery.properties).map(([name, schema]) => ({
+    parameters: Object.entries(ListQueryParams.properties).map(([name, schema]) => ({
       name,
       in: "query",
       required: false,
@@ -154,7 +154,7 @@ export const openapiDocs = new Elysia({ name: "openapi" })
               ...PayoutPage,
               properties: { ...PayoutPage.properties, results: { type: "array", items: ref("Payout") } },
             },
-            Problem,
+            Problem: ProblemSchema,
             // biome-ignore lint/suspicious/noExplicitAny: TypeBox schemas are JSON Schema objects
           } as any,
         },

@@ -1,18 +1,17 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import { NotFound, ValidationFailed } from "../errors";
 import { payoutStatusChanges, payoutsCreated } from "../metrics";
-import { IDEMPOTENCY_KEY_MAX } from "../payouts/model";
+import { IDEMPOTENCY_KEY_MAX, PayoutIdParam } from "../payouts/model";
+import { isUuid } from "../payouts/rules";
 import type { PayoutService } from "../payouts/service";
-import { isUuid, validateCreate, validateListQuery, validateUpdate } from "../payouts/validation";
+import { isIdempotencyKey, validateCreate, validateListQuery, validateUpdate } from "../payouts/validation";
 import { readJsonBody } from "./body";
 import { docs } from "./openapi";
-
-const IDEMPOTENCY_KEY = new RegExp(`^[\\x21-\\x7E]{1,${IDEMPOTENCY_KEY_MAX}}$`);
 
 function idempotencyKey(headers: Headers): string | undefined {
   const key = headers.get("idempotency-key");
   if (key === null) return undefined;
-  if (!IDEMPOTENCY_KEY.test(key)) {
+  if (!isIdempotencyKey(key)) {
     throw new ValidationFailed(
       [{ field: "Idempotency-Key", message: `must be 1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters` }],
       "header",
@@ -25,8 +24,6 @@ function payoutId(id: string): string {
   if (!isUuid(id)) throw new NotFound();
   return id.toLowerCase();
 }
-
-const IdParam = t.Object({ id: t.String({ description: "The payout's id (UUID); anything else is a 404." }) });
 
 const json = (body: unknown, status: number, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), {
@@ -71,7 +68,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
       { detail: docs.list },
     )
     .get("/api/payouts/:id/", async ({ params }) => json(await service.get(payoutId(params.id)), 200), {
-      params: IdParam,
+      params: PayoutIdParam,
       detail: docs.get,
     })
     .patch(
@@ -85,7 +82,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
         if (input.value.status === "CANCELLED") payoutStatusChanges.inc({ status: "CANCELLED" });
         return json(updated, 200);
       },
-      { params: IdParam, detail: docs.update },
+      { params: PayoutIdParam, detail: docs.update },
     )
     .delete(
       "/api/payouts/:id/",
@@ -93,6 +90,6 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
         await service.remove(payoutId(params.id));
         return new Response(null, { status: 204 });
       },
-      { params: IdParam, detail: docs.remove },
+      { params: PayoutIdParam, detail: docs.remove },
     );
 }

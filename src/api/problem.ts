@@ -1,7 +1,9 @@
+import { Type } from "@sinclair/typebox";
 import { CreateOutcomeUnknownError, isDatabaseUnavailable } from "../db/errors";
 import { type FieldError, IdempotencyKeyReused, NotFound, StatusConflict, ValidationFailed } from "../errors";
 import type { Logger } from "../log";
-import type { Status } from "../payouts/model";
+import { STATUSES, type Status } from "../payouts/model";
+import { Enum } from "../payouts/rules";
 
 // By then a create whose commit was in doubt has either been stored or can no longer be: its
 // statement carries a deadline of under two seconds (src/payouts/service.ts).
@@ -36,6 +38,30 @@ export type Problem = {
   current_status?: Status;
   payout_id?: string;
 };
+
+/** The problem+json body, for the OpenAPI document. */
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ enum: ["about:blank"] }),
+    title: Type.String(),
+    status: Type.Integer({ minimum: 400, maximum: 599 }),
+    code: Enum(PROBLEM_CODES, { description: "Stable and machine-readable: what went wrong." }),
+    detail: Type.String({ description: "For people: what went wrong with this request." }),
+    current_status: Type.Optional(Enum(STATUSES, { description: "With status_conflict: the payout's status." })),
+    payout_id: Type.Optional(
+      Type.String({
+        format: "uuid",
+        description: "With create_outcome_unknown: the payout to look up once Retry-After has passed.",
+      }),
+    ),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
+        description: 'With validation_error: every invalid field, header or query parameter ("" for the whole body).',
+      }),
+    ),
+  },
+  { description: "RFC 9457 problem details, served as application/problem+json." },
+);
 
 /** A refusal of the HTTP exchange itself (the body's size or type, the route, the Host). */
 export class HttpProblem extends Error {

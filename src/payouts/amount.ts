@@ -1,4 +1,6 @@
-import { AMOUNT_MAX, AMOUNT_MIN } from "./model";
+// The bounds of a payout's amount (the contract's), in the decimal form clients write.
+export const AMOUNT_MIN = "0.01";
+export const AMOUNT_MAX = "9999999999.99";
 
 /**
  * A number as it was written in the JSON text. Parsing keeps the source so that `10.005` or

@@ -1,4 +1,6 @@
-import { type Static, Type } from "@sinclair/typebox";
+import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
+import { AMOUNT_MAX, AMOUNT_MIN } from "./amount";
+import { Amount, Cursor, Digits, Enum, Explain, Text, Timestamp, TrimmedText } from "./rules";
 
 // The payout's vocabulary and limits, read by validation, the database schema and OpenAPI alike.
 export const CURRENCIES = ["RUB", "USD", "EUR"] as const;
@@ -6,8 +8,7 @@ export const STATUSES = ["NEW", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"
 export type Currency = (typeof CURRENCIES)[number];
 export type Status = (typeof STATUSES)[number];
 
-export const AMOUNT_MIN = "0.01";
-export const AMOUNT_MAX = "9999999999.99";
+export { AMOUNT_MAX, AMOUNT_MIN };
 export const RECIPIENT_MAX = 255;
 export const COMMENT_MAX = 1000;
 export const IDEMPOTENCY_KEY_MAX = 255;
@@ -30,21 +31,20 @@ const example = {
 const amountDoc = `Decimal amount, ${AMOUNT_MIN} to ${AMOUNT_MAX}, at most two fraction digits. Sent as a JSON string ("10.5") or number (10.5); never stored or computed as a float.`;
 const commentDoc = `At most ${COMMENT_MAX} characters, counted as Unicode code points (as PostgreSQL counts them).`;
 
-const AmountIn = Type.Union([Type.String({ pattern: "^\\d{1,10}(\\.\\d{1,2})?$" }), Type.Number()], {
-  description: amountDoc,
-  examples: ["1500.00", 10.5],
-});
-const CurrencySchema = Type.Union(
-  CURRENCIES.map((c) => Type.Literal(c)),
-  { description: "ISO 4217 code, exact and upper case." },
+const AmountIn = Amount(
+  { min: AMOUNT_MIN, max: AMOUNT_MAX },
+  {
+    description: `${amountDoc} A JSON number is judged by the digits written: 10.005 and 1e2 are refused, not rounded.`,
+    examples: ["1500.00", 10.5],
+  },
 );
-const StatusSchema = Type.Union(STATUSES.map((s) => Type.Literal(s)));
-const Recipient = Type.String({
-  minLength: 1,
+const CurrencySchema = Enum(CURRENCIES, { description: "ISO 4217 code, exact and upper case." });
+const StatusSchema = Enum(STATUSES);
+const Recipient = TrimmedText({
   maxLength: RECIPIENT_MAX,
-  description: `Where the money goes: 1 to ${RECIPIENT_MAX} characters after trimming.`,
+  description: `Where the money goes: 1 to ${RECIPIENT_MAX} characters after trimming (stored trimmed). No NUL or lone surrogate.`,
 });
-const Comment = Type.String({ maxLength: COMMENT_MAX, description: commentDoc });
+const Comment = Text({ maxLength: COMMENT_MAX, default: "", description: `${commentDoc} No NUL or lone surrogate.` });
 
 export const Payout = Type.Object(
   {
@@ -65,6 +65,9 @@ export const Payout = Type.Object(
 );
 export type Payout = Static<typeof Payout>;
 
+// The requests: one schema for each body, query and path parameter. Validation (validation.ts),
+// the OpenAPI document (api/openapi.ts) and the types below all read these.
+
 export const CreatePayoutBody = Type.Object(
   {
     amount: AmountIn,
@@ -80,6 +83,9 @@ export const CreatePayoutBody = Type.Object(
     ],
   },
 );
+export type CreatePayoutInput = Required<StaticDecode<typeof CreatePayoutBody>>;
+
+const isStatus = (value: unknown) => (STATUSES as readonly unknown[]).includes(value);
 
 export const UpdatePayoutBody = Type.Object(
   {
@@ -88,7 +94,11 @@ export const UpdatePayoutBody = Type.Object(
     recipient_details: Type.Optional(Recipient),
     comment: Type.Optional(Comment),
     status: Type.Optional(
-      Type.Literal("CANCELLED", { description: "A client may only cancel, and only while the payout is NEW." }),
+      Enum(["CANCELLED"] as const, {
+        description: "A client may only cancel, and only while the payout is NEW.",
+        [Explain]: (value: unknown) =>
+          isStatus(value) ? "can only be set to CANCELLED; processing sets the other statuses" : undefined,
+      }),
     ),
   },
   {
@@ -99,79 +109,48 @@ export const UpdatePayoutBody = Type.Object(
     examples: [{ status: "CANCELLED" }, { comment: "November bonus" }],
   },
 );
+export type UpdatePayoutInput = StaticDecode<typeof UpdatePayoutBody>;
 
-export type CreatePayoutInput = {
-  amount: string;
-  currency: Currency;
-  recipient_details: string;
-  comment: string;
-};
-export type UpdatePayoutInput = Partial<CreatePayoutInput> & { status?: "CANCELLED" };
-
-export const ListQuery = Type.Object(
+export const ListQueryParams = Type.Object(
   {
     limit: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, default: PAGE_LIMIT_DEFAULT, description: "Page size." }),
+      Digits({
+        minimum: 1,
+        maximum: PAGE_LIMIT_MAX,
+        default: PAGE_LIMIT_DEFAULT,
+        description: "Page size, in decimal digits. With a cursor, the cursor's list's limit unless given.",
+      }),
     ),
-    cursor: Type.Optional(Type.String({ description: "Opaque: the next_cursor of the previous page." })),
+    cursor: Type.Optional(
+      Cursor({
+        description:
+          "Opaque: the next_cursor of the previous page. It carries its list's filters: send it alone, or with the same filters (others are a 400).",
+      }),
+    ),
     status: Type.Optional(StatusSchema),
     currency: Type.Optional(CurrencySchema),
     created_after: Type.Optional(
-      Type.String({ format: "date-time", description: "RFC 3339; payouts created at or after it." }),
+      Timestamp({ description: "RFC 3339, years 0001 to 9999 UTC; payouts created at or after it." }),
     ),
     created_before: Type.Optional(
-      Type.String({ format: "date-time", description: "RFC 3339; payouts created strictly before it." }),
+      Timestamp({ description: "RFC 3339, years 0001 to 9999 UTC; payouts created strictly before it." }),
     ),
   },
   { additionalProperties: false },
 );
 
+export const PayoutIdParam = Type.Object({
+  id: Type.String({ description: "The payout's id (a UUID). Any other value names no payout: 404." }),
+});
+
+export const IdempotencyKey = Type.String({
+  minLength: 1,
+  maxLength: IDEMPOTENCY_KEY_MAX,
+  pattern: "^[\\x21-\\x7E]+$",
+  description: `1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters; see the IETF draft "The Idempotency-Key HTTP Header Field".`,
+});
+
 export const PayoutPage = Type.Object({
   results: Type.Array(Payout),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
 });
-
-export const Problem = Type.Object(
-  {
-    type: Type.String({ examples: ["about:blank"] }),
-    title: Type.String(),
-    status: Type.Integer(),
-    code: Type.String({
-      description:
-        "Stable machine-readable code: validation_error, invalid_json, not_found, method_not_allowed, status_conflict, payload_too_large, unsupported_media_type, idempotency_key_reused, database_unavailable, create_outcome_unknown, internal_error.",
-    }),
-    detail: Type.Optional(Type.String()),
-    current_status: Type.Optional(StatusSchema),
-    payout_id: Type.Optional(
-      Type.String({
-        format: "uuid",
-        description: "With create_outcome_unknown: the payout to look up once Retry-After has passed.",
-      }),
-    ),
-    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
-  },
-  {
-    description: "RFC 9457 problem details, served as application/problem+json.",
-    examples: [
-      {
-        type: "about:blank",
-        title: "Validation failed",
-        status: 400,
-        code: "validation_error",
-        detail: "2 fields are invalid",
-        errors: [
-          { field: "amount", message: "must be at least 0.01" },
-          { field: "currency", message: "must be one of RUB, USD, EUR" },
-        ],
-      },
-      {
-        type: "about:blank",
-        title: "Status forbids the change",
-        status: 409,
-        code: "status_conflict",
-        detail: "the payout is COMPLETED: only a NEW payout can be cancelled",
-        current_status: "COMPLETED",
-      },
-    ],
-  },
-);

@@ -16,7 +16,7 @@ import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
 import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
-import { encodeCursor, type ListQuery } from "./validation";
+import { type ListQuery, nextCursor } from "./validation";
 
 export function toPayout(row: PayoutRow): Payout {
   return {
@@ -306,7 +306,7 @@ export function payoutService(db: Db, availability: Availability) {
       const last = page.at(-1);
       return {
         results: page.map(toPayout),
-        next_cursor: rows.length > query.limit && last ? encodeCursor(last, query) : null,
+        next_cursor: rows.length > query.limit && last ? nextCursor(last, query) : null,
       };
     },
 

@@ -99,7 +99,7 @@ describe("the document", () => {
     expect(Object.keys(problem.properties).sort()).toEqual(
       ["type", "title", "status", "code", "detail", "current_status", "payout_id", "errors"].sort(),
     );
-    expect(problem.required.sort()).toEqual(["code", "status", "title", "type"]);
+    expect(problem.required.sort()).toEqual(["code", "detail", "status", "title", "type"]);
     expect(allowedValues(problem.properties.current_status)).toEqual([...STATUSES]);
     expect(Object.keys(problem.properties.errors.items.properties).sort()).toEqual(["field", "message"]);
   });
@@ -134,7 +134,7 @@ describe("the document", () => {
       "status",
     ]);
     expect(body.additionalProperties).toBe(false);
-    expect(body.properties.status).toMatchObject({ type: "string", const: "CANCELLED" });
+    expect(body.properties.status).toMatchObject({ type: "string", enum: ["CANCELLED"] });
   });
 
   test("list documents its query parameters and the page", () => {
