@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import postgres from "postgres";
+import { startTcpProxy } from "../faults/tcp-proxy";
 
 // postgres.js 3.4.9 wrote to a connection's socket after the connection had closed: the query hung
 // and a TypeError escaped into the event loop, crashing the api and the worker under connection
@@ -26,5 +27,39 @@ test("queries on a connection whose backend died fail with a connection error in
   } finally {
     await pool.end({ timeout: 0 });
     await admin.end();
+  }
+});
+
+// postgres.js fetched array types on a new connection with nothing awaiting it: a pool ended
+// while that ran (a probe giving up, a shutdown during an outage) rejected into the event loop,
+// and the process-level handler ends the process on an unhandled rejection.
+test("a pool ended while its connection is still starting up leaves no unhandled rejection", async () => {
+  const target = new URL(process.env.DATABASE_URL as string);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+  const url = new URL(target);
+  url.hostname = "127.0.0.1";
+  url.port = String(proxy.port);
+  const unhandled: unknown[] = [];
+  const record = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", record);
+  try {
+    for (const afterMs of [0, 1, 3, 10, 30]) {
+      proxy.stall();
+      const pool = postgres(url.toString(), { max: 1, connect_timeout: 2, onnotice: () => {} });
+      const answer = pool`select 1`.then(
+        () => "answered",
+        () => "failed",
+      );
+      await Bun.sleep(300);
+      proxy.heal();
+      await Bun.sleep(afterMs);
+      await pool.end({ timeout: 0 });
+      expect(["answered", "failed"]).toContain(await answer);
+      await Bun.sleep(50);
+    }
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off("unhandledRejection", record);
+    proxy.stop();
   }
 });
