@@ -27,14 +27,16 @@ let worker: Subprocess;
 beforeAll(async () => {
   broker = await openBroker();
 });
+// Stopping waits for children's exits and for pools to close (up to 5 s each): more than a hook's
+// default 5 s.
 afterEach(async () => {
   await stopEverything();
   proxy?.stop();
-});
+}, 30_000);
 afterAll(async () => {
   await broker.close();
   await database.close();
-});
+}, 30_000);
 
 async function startService() {
   await broker.purge();
