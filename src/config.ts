@@ -25,6 +25,7 @@ export type Config = {
   relayIntervalMs: number;
   migrateWaitMs: number;
   relayRepublishAfterMs: number;
+  idempotencyKeyTtlMs: number;
   dataDir: string;
 };
 
@@ -76,6 +77,8 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+const DAY_MS = 86_400_000;
+
 /** Reads and validates the environment once; every later read uses the returned object. */
 export function loadConfig(env: Env = process.env): Config {
   const cpus = availableParallelism();
@@ -103,6 +106,8 @@ export function loadConfig(env: Env = process.env): Config {
     relayIntervalMs: integer(env, "RELAY_INTERVAL_MS", 1000, 10, 600_000),
     migrateWaitMs: integer(env, "MIGRATE_WAIT_MS", 60_000, 0, 3_600_000),
     relayRepublishAfterMs: integer(env, "RELAY_REPUBLISH_AFTER_MS", 600_000, 1000, 86_400_000),
+    // At least Stripe's 24 hours: a client's retries of one request must all find its key.
+    idempotencyKeyTtlMs: integer(env, "IDEMPOTENCY_KEY_TTL_MS", 7 * DAY_MS, DAY_MS, 366 * DAY_MS),
     dataDir: env.DATA_DIR?.trim() || ".data",
   };
 }

@@ -9,6 +9,7 @@ import { DatabaseUnreachable, migratePglite, migrateWhenReachable } from "./db/m
 import { onShutdown, useLogger } from "./lifecycle";
 import { createLogger, type Logger } from "./log";
 import { metricsResponse, registry } from "./metrics";
+import { startKeyPurge } from "./payouts/key-retention";
 import { memoryQueue } from "./queue/memory";
 import { createOutbox, recoverInProcess } from "./queue/outbox";
 import type { Consumer, Publisher } from "./queue/port";
@@ -52,6 +53,7 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
     log,
     onCreated: (id) => outbox.handOff(id),
     brokerConnected: () => publisher.connected,
+    idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
   });
   app.listen({ hostname: config.host, port: config.port });
   outbox.start();
@@ -67,6 +69,13 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
     },
   };
 }
+
+// A round deletes batch after batch until none is left; small batches keep each DELETE's locks short.
+const keyPurgeOptions = (config: Config) => ({
+  ttlMs: config.idempotencyKeyTtlMs,
+  intervalMs: 60_000,
+  batchSize: 500,
+});
 
 /**
  * The worker role's /metrics on METRICS_PORT: this process's registry, with every thread's report.
@@ -142,10 +151,12 @@ async function main() {
       const publisher = rabbitPublisher(config.amqpUrl as string, retryDelays(processorOptions(config)), log);
       const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
       outbox.start();
+      const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
       const threads = startWorkerThreads(config.workerThreads, log);
       const metrics = serveWorkerMetrics(config, threads, log);
       onShutdown(async () => {
         await threads.stop();
+        await purge.stop();
         await outbox.stop();
         await publisher.close();
         await database.close();
@@ -177,6 +188,7 @@ async function main() {
         await recoverInProcess(database.db, publisher, log);
       }
       await startProcessing(config, database, consumer, log);
+      const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
       const api = serveApi(config, database, publisher, log);
       log.info("running every role in one process", {
         database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,
@@ -184,6 +196,7 @@ async function main() {
       });
       onShutdown(async () => {
         await api.stop();
+        await purge.stop();
         await consumer.close();
         await publisher.close();
         await database.close();

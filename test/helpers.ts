@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { createApp } from "../src/api/app";
+import { loadConfig } from "../src/config";
 import { connectPostgres, type Database } from "../src/db/client";
 import { createLogger } from "../src/log";
 
@@ -21,7 +22,7 @@ export async function resetDatabase(database: Database): Promise<void> {
  */
 export function testApi(
   database: Database,
-  options: { brokerConnected?: boolean; onCreated?: (id: string) => void } = {},
+  options: { brokerConnected?: boolean; onCreated?: (id: string) => void; idempotencyKeyTtlMs?: number } = {},
 ) {
   const handedOff: string[] = [];
   const app = createApp({
@@ -32,6 +33,7 @@ export function testApi(
       options.onCreated?.(id);
     },
     brokerConnected: () => options.brokerConnected ?? true,
+    idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };

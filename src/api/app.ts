@@ -16,6 +16,8 @@ export type ApiDeps = {
   onCreated: (id: string) => void;
   /** The broker's state for /health/ready: reported, but never makes the api unready. */
   brokerConnected: () => boolean;
+  /** IDEMPOTENCY_KEY_TTL_MS: how long a key stays bound to its first response. */
+  idempotencyKeyTtlMs: number;
 };
 
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -62,7 +64,7 @@ function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]):
   return problemResponse({ status: 404, code: "not_found", title: "Not found", detail: `no route for ${path}` });
 }
 
-export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps) {
+export function createApp({ database, log, onCreated, brokerConnected, idempotencyKeyTtlMs }: ApiDeps) {
   const schemaCurrent = schemaCheck(database.db);
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
@@ -129,7 +131,7 @@ export function createApp({ database, log, onCreated, brokerConnected }: ApiDeps
     })
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(payoutRoutes(payoutService(database.db, database.availability), onCreated));
+    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs), onCreated));
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

@@ -53,7 +53,7 @@ export const docs = {
     tags: ["payouts"],
     summary: "Create a payout request",
     description:
-      'Stores the payout as NEW and hands it to asynchronous processing (RabbitMQ, then a worker). The request is answered as soon as the payout is committed, even while the broker is down. With an Idempotency-Key, a repeated request returns the first response again (Idempotent-Replayed: true); the same key with another body is a 422. Bodies are compared after normalisation (10.5 and "10.50" are the same amount). A key stays bound to its first response even after that payout is deleted.',
+      'Stores the payout as NEW and hands it to asynchronous processing (RabbitMQ, then a worker). The request is answered as soon as the payout is committed, even while the broker is down. With an Idempotency-Key, a repeated request returns the first response again (Idempotent-Replayed: true); the same key with another body is a 422. Bodies are compared after normalisation (10.5 and "10.50" are the same amount). A key stays bound to its first response, even after that payout is deleted, for IDEMPOTENCY_KEY_TTL_MS, a server setting (7 days by default, never less than 24 hours); after that it may be used again, for a new payout.',
     parameters: [
       {
         name: "Idempotency-Key",

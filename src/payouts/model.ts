@@ -147,7 +147,7 @@ export const IdempotencyKey = Type.String({
   minLength: 1,
   maxLength: IDEMPOTENCY_KEY_MAX,
   pattern: "^[\\x21-\\x7E]+$",
-  description: `1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters; see the IETF draft "The Idempotency-Key HTTP Header Field".`,
+  description: `1 to ${IDEMPOTENCY_KEY_MAX} visible ASCII characters; see the IETF draft "The Idempotency-Key HTTP Header Field". A key is kept for IDEMPOTENCY_KEY_TTL_MS (7 days by default, at least 24 hours): within that time a retry replays the first response; after it the key is expired and creates a new payout.`,
 });
 
 export const PayoutPage = Type.Object({

@@ -14,6 +14,7 @@ import {
 } from "../db/errors";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
+import { expired } from "./key-retention";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
 import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
 import { type ListQuery, nextCursor } from "./validation";
@@ -132,7 +133,8 @@ export function pageQuery(db: Db, query: ListQuery) {
 }
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
-export function payoutService(db: Db, availability: Availability) {
+/** `idempotencyKeyTtlMs`: how long an Idempotency-Key stays bound to its first response. */
+export function payoutService(db: Db, availability: Availability, idempotencyKeyTtlMs: number) {
   /**
    * Refuses at once while the database is known to be out of reach, and answers within `ms`
    * otherwise: no request waits on a dead connection.
@@ -234,7 +236,9 @@ export function payoutService(db: Db, availability: Availability) {
    * With an idempotency key, the payout and the key's row (with the first response) are one
    * statement, so they commit together or not at all, before the deadline or never. A concurrent
    * request with the same key waits on the key's unique index until the first commits, then fails
-   * on it and replays the stored response: one payout, whatever the number of requests.
+   * on it and replays the stored response: one payout, whatever the number of requests. A key
+   * older than the TTL counts as absent even before the purge deletes it: the same key creates a
+   * new payout, and concurrent requests with it still create one (the later ones fail on the new row).
    */
   const createIdempotent = async (input: CreatePayoutInput, key: string): Promise<CreateResult> => {
     const print = fingerprint(input);
@@ -257,13 +261,22 @@ export function payoutService(db: Db, availability: Availability) {
       payout,
       async () => {
         try {
+          // An expired key (older than the TTL, not yet purged) is deleted first and taken anew; the
+          // payout's SELECT reads `expired_key` so that the DELETE runs before both INSERTs.
           const result = await db.execute(sql`
-            WITH payout AS (
+            WITH expired_key AS (
+              DELETE FROM ${idempotencyKeys}
+              WHERE ${idempotencyKeys.key} = ${key} AND ${expired(idempotencyKeyTtlMs)}
+              RETURNING 1
+            ), payout AS (
               INSERT INTO ${payouts} (id, amount, currency, recipient_details, comment, created_at, updated_at)
               SELECT ${payout.id}::uuid, ${input.amount}::numeric, ${input.currency}::currency,
                      ${input.recipient_details}, ${input.comment}, ${createdAt}::timestamptz, ${createdAt}::timestamptz
               WHERE clock_timestamp() < ${payout.deadline.toISOString()}::timestamptz
-                AND NOT EXISTS (SELECT 1 FROM ${idempotencyKeys} WHERE ${idempotencyKeys.key} = ${key})
+                AND (SELECT count(*) FROM expired_key) >= 0
+                AND NOT EXISTS (
+                  SELECT 1 FROM ${idempotencyKeys}
+                  WHERE ${idempotencyKeys.key} = ${key} AND NOT ${expired(idempotencyKeyTtlMs)})
               RETURNING id
             )
             INSERT INTO ${idempotencyKeys} (key, fingerprint, payout_id, response_status, response_body)

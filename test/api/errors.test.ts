@@ -1,6 +1,7 @@
 // Every error path answers application/problem+json (RFC 9457) with the contract's status.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { createApp } from "../../src/api/app";
+import { loadConfig } from "../../src/config";
 import { connectPostgres } from "../../src/db/client";
 import type { Logger } from "../../src/log";
 import { countRows, createPayout, problemType, scratchDatabase, validBody } from "../fixtures";
@@ -274,7 +275,13 @@ describe("the database", () => {
       child: () => capture,
     };
     try {
-      const app = createApp({ database: broken, log: capture, onCreated: () => {}, brokerConnected: () => true });
+      const app = createApp({
+        database: broken,
+        log: capture,
+        onCreated: () => {},
+        brokerConnected: () => true,
+        idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+      });
       const response = await app.handle(
         new Request("http://payouts.test/api/payouts/", {
           method: "POST",

@@ -1,6 +1,7 @@
 // One log line per request, X-Request-Id on every response, and nothing from bodies or queries.
 import { afterAll, expect, test } from "bun:test";
 import { createApp } from "../../src/api/app";
+import { loadConfig } from "../../src/config";
 import { createLogger } from "../../src/log";
 import { eventually, testDatabase } from "../helpers";
 
@@ -18,7 +19,13 @@ function loggedApi() {
     raw.push(line);
     lines.push(JSON.parse(line));
   });
-  const app = createApp({ database, log, onCreated: () => {}, brokerConnected: () => true });
+  const app = createApp({
+    database,
+    log,
+    onCreated: () => {},
+    brokerConnected: () => true,
+    idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+  });
   const request = async (method: string, path: string, body?: string, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
     if (body !== undefined) {
@@ -152,7 +159,13 @@ test("lines about a payout carry payout_id; no line carries the body or the quer
 test("LOG_FORMAT=pretty writes one readable line per request", async () => {
   const out: string[] = [];
   const log = createLogger("info", "pretty", {}, (line) => out.push(line));
-  const app = createApp({ database, log, onCreated: () => {}, brokerConnected: () => true });
+  const app = createApp({
+    database,
+    log,
+    onCreated: () => {},
+    brokerConnected: () => true,
+    idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+  });
   await app.handle(new Request("http://payouts.test/health/live", { headers: { "x-request-id": "pretty-1" } }));
   const [line] = await eventually(async () => out.length > 0 && out, 2000, 1);
   expect(line).toMatch(
