@@ -8,7 +8,11 @@
 //    worker role on its default settings with gateway latency 0;
 // 3. latency-bound: 10,000 payouts, gateway latency 500 ms, 2 threads x 500 in flight.
 // The service runs as deployed: request log lines at info (written to a file), metrics on. Each
-// phase records the CPU its processes used, the PostgreSQL backends serving them included.
+// phase records the CPU its processes used, the PostgreSQL backends serving them included, and
+// keeps the tables' statistics fresh as autovacuum would (see keepAnalyzed).
+//
+// `bun run bench -- --scale` runs bench/scale.ts instead: the service over 5 million payouts;
+// `bun run bench -- --profile` runs bench/profile.ts: CPU profiles and PostgreSQL's statements.
 //
 // Environment: BENCH_ADMIN_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 // BENCH_AMQP_BASE_URL (default amqp://guest:guest@127.0.0.1:5672), BENCH_SECONDS (default 10).
@@ -24,6 +28,7 @@ import {
   cpuSeconds,
   enqueue,
   FLOOR_QUEUE,
+  keepAnalyzed,
   load,
   machine,
   peakRss,
@@ -36,6 +41,11 @@ import {
   stop,
   waitReady,
 } from "./lib";
+
+if (Bun.argv.includes("--scale") || Bun.argv.includes("--profile")) {
+  await import(Bun.argv.includes("--scale") ? "./scale" : "./profile");
+  process.exit(0);
+}
 
 const DRAIN_COUNT = 50_000;
 const LATENCY_COUNT = 10_000;
@@ -89,6 +99,7 @@ const perUnit = (cpu: Cpu, units: number) => ({
 async function createBench(command: string[], readyPath: string) {
   await reset(env);
   const port = randomPort();
+  const analyzed = keepAnalyzed(env);
   const proc = Bun.spawn(command, { env: processEnv(port), stdout: Bun.file(logFile), stderr: "inherit" });
   await waitReady(`http://127.0.0.1:${port}${readyPath}`);
   const peak = peakRss(proc.pid);
@@ -102,6 +113,7 @@ async function createBench(command: string[], readyPath: string) {
   };
   const rss = peak();
   await stop(proc);
+  await analyzed();
   const logLines = readFileSync(logFile, "utf8").split('"msg":"request"').length - 1;
   rmSync(logFile, { force: true });
   return { ...result, rss_mb: rss, log_lines: logLines, cpu: perUnit(cpu, result.requests) };
@@ -110,10 +122,11 @@ async function createBench(command: string[], readyPath: string) {
 async function drainBench(command: string[], queue: string, count: number, extra: Record<string, string> = {}) {
   await reset(env);
   await enqueue(env, queue, count);
+  const analyzed = keepAnalyzed(env);
   const proc = Bun.spawn(command, { env: processEnv(randomPort(), extra), stdout: "ignore", stderr: "inherit" });
   const peak = peakRss(proc.pid);
   const broker = brokerCpuSeconds();
-  const drained = await awaitDrained(env, count);
+  const drained = await awaitDrained(env);
   const cpu = {
     app: cpuSeconds(proc.pid),
     postgres: await backendCpuSeconds(env),
@@ -121,6 +134,7 @@ async function drainBench(command: string[], queue: string, count: number, extra
   };
   const rss = peak();
   await stop(proc);
+  await analyzed();
   return { ...drained, rss_mb: rss, cpu: perUnit(cpu, count) };
 }
 

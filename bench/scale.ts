@@ -1,0 +1,364 @@
+// `bun run bench -- --scale`: whether the service stays as fast when its tables hold 5 million
+// payouts (issue 12). Measures the api on a nearly empty table (10,000 payouts), preloads
+// BENCH_SCALE_ROWS payouts (default 5,000,000; mostly COMPLETED, two years of created_at, three
+// currencies; their audit trail too when payout_events exists) and measures again:
+// - create: POST /api/payouts/ at 64 connections, and the drain of what it created by the worker;
+// - list: p99 of GET /api/payouts/ at 4 connections, first page and a page 100,000 rows deep (or
+//   half the rows the filter finds, when fewer), unfiltered and by each filter;
+// - the relay's query (as src/queue/outbox.ts builds it) under EXPLAIN (ANALYZE, BUFFERS);
+// - every list page of 1 to 200 rows, each filter, first and deep, planned without a Sort;
+// - table and index sizes, HOT updates and dead rows from pg_stat_user_tables.
+// Appends the results to bench/RESULTS.md; drops its database at the end.
+import { appendFileSync } from "node:fs";
+import { drizzle } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import { connectPostgres } from "../src/db/client";
+import * as schema from "../src/db/schema";
+import { createLogger } from "../src/log";
+import { PAGE_LIMIT_MAX } from "../src/payouts/model";
+import { pageQuery } from "../src/payouts/service";
+import { encodeCursor, validateListQuery } from "../src/payouts/validation";
+import { createOutbox } from "../src/queue/outbox";
+import {
+  benchEnvironment,
+  CONNECTIONS,
+  keepAnalyzed,
+  load,
+  machine,
+  randomPort,
+  ratio,
+  reset,
+  seconds,
+  stamp,
+  startEnv,
+  stop,
+  waitReady,
+} from "./lib";
+
+const SMALL_ROWS = 10_000;
+const ROWS = Number(process.env.BENCH_SCALE_ROWS ?? 5_000_000);
+const CHUNK = 500_000;
+const DEPTH = 100_000;
+const LIST_CONNECTIONS = 4;
+const LIST_SECONDS = 3;
+
+const env = await benchEnvironment("payouts_scale");
+const { sql } = env;
+const database = connectPostgres(env.databaseUrl, 2, "bench");
+const log = (line: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+const processEnv = (port: number, extra: Record<string, string> = {}) => ({
+  ...process.env,
+  ...startEnv,
+  DATABASE_URL: env.databaseUrl,
+  AMQP_URL: env.amqpUrl,
+  LOG_LEVEL: "info",
+  PORT: String(port),
+  METRICS_PORT: String(port + 1000),
+  ...extra,
+});
+
+/**
+ * Appends payouts i = from..to of `total`, spread evenly over the two years before the last hour,
+ * oldest first (the heap in created_at order, as a live table's is), with UUIDv7 ids from their
+ * created_at. 94% COMPLETED, 3% FAILED, 3% CANCELLED; the newest 200 NEW (published, in flight).
+ * RUB 60%, USD 25%, EUR 15%.
+ */
+async function preload(from: number, to: number, total: number) {
+  await sql`
+    INSERT INTO payouts (id, amount, currency, recipient_details, comment, status, failure_reason, attempts,
+                         claimed_at, published_at, created_at, updated_at, processed_at)
+    SELECT (lpad(to_hex((extract(epoch FROM c) * 1000)::bigint), 12, '0') || '7' || substr(r, 1, 3) || '8'
+            || substr(r, 4, 15))::uuid,
+           round((10 + random() * 99990)::numeric, 2),
+           (CASE WHEN k < 0.60 THEN 'RUB' WHEN k < 0.85 THEN 'USD' ELSE 'EUR' END)::currency,
+           '40817810' || lpad(i::text, 12, '0') || ', BIC 044525225, Recipient ' || i,
+           CASE WHEN i % 4 = 0 THEN 'invoice ' || i ELSE '' END,
+           s::payout_status,
+           CASE WHEN s = 'FAILED' THEN 'gateway failed 5 times; last error: simulated gateway: temporarily unavailable' END,
+           CASE s WHEN 'COMPLETED' THEN 1 WHEN 'FAILED' THEN 5 ELSE 0 END,
+           CASE WHEN s IN ('COMPLETED', 'FAILED') THEN c + interval '40 ms' END,
+           c + interval '5 ms',
+           c,
+           CASE WHEN s IN ('COMPLETED', 'FAILED') THEN c + interval '600 ms' ELSE c END,
+           CASE WHEN s IN ('COMPLETED', 'FAILED') THEN c + interval '600 ms' END
+    FROM (
+      SELECT *, CASE WHEN i > ${total} - 200 THEN 'NEW' WHEN x < 0.03 THEN 'FAILED' WHEN x < 0.06 THEN 'CANCELLED'
+                     ELSE 'COMPLETED' END AS s
+      FROM (
+        SELECT i, md5(random()::text) AS r, random() AS k, random() AS x,
+               now() - interval '1 hour' - (${total} - i) * (interval '730 days' / ${total}) AS c
+        FROM generate_series(${from}::int, ${to}::int) AS i
+      ) AS g
+    ) AS p`;
+}
+
+/** Whether the audit trail (issue 10) has landed in the shape the preload knows how to fill. */
+async function eventsTable(): Promise<boolean> {
+  const columns = await sql<{ column_name: string }[]>`
+    SELECT column_name FROM information_schema.columns WHERE table_name = 'payout_events' ORDER BY column_name`;
+  const [json] = await sql`SELECT to_regprocedure('payout_json(payouts)') IS NOT NULL AS present`;
+  return columns.map((c) => c.column_name).join(",") === "attempt,created_at,data,id,payout_id,type" && json?.present;
+}
+
+/**
+ * The events each preloaded payout's history implies (created, then processing and its outcome, or
+ * cancelled), for the payouts created in [from, to).
+ */
+async function preloadEvents(from: Date, to: Date) {
+  await sql`
+    INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data)
+    SELECT (lpad(to_hex((extract(epoch FROM e.at) * 1000)::bigint), 12, '0') || '7'
+            || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid,
+           e.type::payout_event_type, p.id, e.attempt, e.at, payout_json(p)
+    FROM payouts p, LATERAL (VALUES
+        ('payout.created', p.created_at, NULL::smallint),
+        (CASE WHEN p.status IN ('COMPLETED', 'FAILED') THEN 'payout.processing' END, p.claimed_at, p.attempts),
+        (CASE p.status WHEN 'COMPLETED' THEN 'payout.completed' WHEN 'FAILED' THEN 'payout.failed'
+                       WHEN 'CANCELLED' THEN 'payout.cancelled' END, p.updated_at,
+         CASE WHEN p.status IN ('COMPLETED', 'FAILED') THEN p.attempts END)
+      ) AS e(type, at, attempt)
+    WHERE e.type IS NOT NULL AND p.created_at >= ${from} AND p.created_at < ${to}
+    ORDER BY e.at`;
+}
+
+async function fill(total: number) {
+  const events = await eventsTable();
+  // The preload writes finished histories directly: the status machine's and the audit trail's
+  // triggers would refuse or duplicate them. They are back on before anything is measured.
+  await sql`ALTER TABLE payouts DISABLE TRIGGER USER`;
+  for (let from = 1; from <= total; from += CHUNK) {
+    const to = Math.min(total, from + CHUNK - 1);
+    await preload(from, to, total);
+    log(`preloaded ${to} of ${total} payouts`);
+  }
+  await sql`ALTER TABLE payouts ENABLE TRIGGER USER`;
+  if (events) {
+    const [range] = await sql<{ first: Date; last: Date }[]>`
+      SELECT min(created_at) AS first, max(created_at) + interval '1 ms' AS last FROM payouts`;
+    const chunks = Math.ceil(total / CHUNK);
+    const width = ((range?.last.getTime() ?? 0) - (range?.first.getTime() ?? 0)) / chunks;
+    for (let k = 0; k < chunks; k++) {
+      const at = (n: number) => new Date((range?.first.getTime() ?? 0) + n * width);
+      await preloadEvents(at(k), k === chunks - 1 ? (range?.last as Date) : at(k + 1));
+      log(`preloaded the events of ${k + 1} of ${chunks} parts`);
+    }
+  }
+  const started = performance.now();
+  await sql`VACUUM ANALYZE`;
+  const vacuumSeconds = (performance.now() - started) / 1000;
+  // From here on, pg_stat_user_tables counts what the service does.
+  await sql`SELECT pg_stat_reset()`;
+  return { events, vacuumSeconds };
+}
+
+const yearAgo = Date.now() - 365 * 86_400_000;
+const FILTERS: Record<string, string> = {
+  none: "",
+  "status=COMPLETED": "status=COMPLETED",
+  "status=FAILED": "status=FAILED",
+  "status=NEW": "status=NEW",
+  "currency=EUR": "currency=EUR",
+  "status=FAILED&currency=USD": "status=FAILED&currency=USD",
+  "a 30-day window a year ago": `created_after=${new Date(yearAgo).toISOString()}&created_before=${new Date(yearAgo + 30 * 86_400_000).toISOString()}`,
+};
+
+/** The query each filter makes, and the cursor of a page `depth` rows deep (half the rows, when fewer). */
+async function pages() {
+  const result: { filter: string; query: string; deep?: string; depth: number }[] = [];
+  for (const [filter, query] of Object.entries(FILTERS)) {
+    const parsed = validateListQuery(new URLSearchParams(query));
+    if (!parsed.ok) throw new Error(`bench: ${filter} is not a valid list query`);
+    const { sql: text, params } = pageQuery(database.db, { ...parsed.value, limit: DEPTH * 2 }).toSQL();
+    const [{ n } = { n: 0 }] = await sql.unsafe(`SELECT count(*)::int AS n FROM (${text}) AS p`, params as never[]);
+    const depth = Math.min(DEPTH, Math.floor(n / 2));
+    const [row] = depth > 0 ? await pageQuery(database.db, { ...parsed.value, limit: 1 }).offset(depth) : [];
+    result.push({ filter, query, deep: row ? encodeCursor(row, parsed.value) : undefined, depth });
+  }
+  return result;
+}
+
+type PlanNode = { "Node Type": string; Plans?: PlanNode[] };
+const nodes = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodes)];
+
+/** Pages of 1 to 200 rows, each filter, first and deep: how many plans have a Sort node, and which. */
+async function sortedPlans(list: Awaited<ReturnType<typeof pages>>) {
+  let plans = 0;
+  const sorted: string[] = [];
+  for (const { filter, query, deep } of list) {
+    for (const cursor of deep ? [undefined, deep] : [undefined]) {
+      // A cursor carries its list's filters: sent alone, it continues that list.
+      const parsed = validateListQuery(new URLSearchParams(cursor ? `cursor=${cursor}` : query));
+      if (!parsed.ok) throw new Error(`bench: ${filter} is not a valid list query`);
+      const sorting: number[] = [];
+      for (let limit = 1; limit <= PAGE_LIMIT_MAX; limit++) {
+        const { sql: text, params } = pageQuery(database.db, { ...parsed.value, limit }).toSQL();
+        const [row] = await sql.unsafe(`EXPLAIN (FORMAT JSON) ${text}`, params as never[]);
+        const plan = (row?.["QUERY PLAN"] as { Plan: PlanNode }[])[0]?.Plan as PlanNode;
+        plans++;
+        if (nodes(plan).some((n) => n["Node Type"] === "Sort")) sorting.push(limit);
+      }
+      if (sorting.length > 0) {
+        sorted.push(
+          `${filter}, ${cursor ? "deep" : "first"} page, limit ${sorting[0]} to ${sorting.at(-1)} (${sorting.length})`,
+        );
+      }
+    }
+  }
+  return { plans, sorted };
+}
+
+/** The relay's SELECT exactly as src/queue/outbox.ts sends it, under EXPLAIN (ANALYZE, BUFFERS). */
+async function explainRelay(): Promise<string> {
+  const statements: { query: string; params: unknown[] }[] = [];
+  const client = postgres(env.databaseUrl, { max: 1, onnotice: () => {}, connection: { application_name: "bench" } });
+  const db = drizzle(client, { schema, logger: { logQuery: (query, params) => statements.push({ query, params }) } });
+  // A publisher that refuses: should the relay find anything, its transaction rolls back.
+  const publisher = {
+    connected: true,
+    publish: () => Promise.reject(new Error("bench: not publishing")),
+    close: async () => {},
+  };
+  // The intervals main.ts passes; they are parameters, so they do not change the plan.
+  const outbox = createOutbox(
+    db,
+    publisher,
+    { intervalMs: 1000, graceMs: 5000, stuckAfterMs: 128_000 },
+    createLogger("error", "json"),
+  );
+  await outbox.relayOnce().catch(() => {});
+  await client.end();
+  const select = statements.find((s) => /^select/i.test(s.query) && /for update/i.test(s.query));
+  if (!select) throw new Error("bench: the relay's SELECT was not seen");
+  // In a transaction of its own: the rows it locks are free again when it ends.
+  const rows = await sql.unsafe(`EXPLAIN (ANALYZE, BUFFERS) ${select.query}`, select.params as never[]);
+  return `${select.query}\n-- params: ${JSON.stringify(select.params)}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`;
+}
+
+async function sizes() {
+  return sql<{ name: string; kind: string; size: string; bytes: number }[]>`
+    SELECT c.relname AS name, CASE c.relkind WHEN 'i' THEN 'index' ELSE 'table' END AS kind,
+           pg_size_pretty(pg_relation_size(c.oid)) AS size, pg_relation_size(c.oid)::bigint AS bytes
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') AND pg_relation_size(c.oid) > 65536
+    ORDER BY pg_relation_size(c.oid) DESC`;
+}
+
+async function tableStats() {
+  return sql<{ name: string; ins: number; upd: number; hot: number; dead: number; live: number }[]>`
+    SELECT relname AS name, n_tup_ins::int AS ins, n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot,
+           n_dead_tup::int AS dead, n_live_tup::int AS live
+    FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd > 0 ORDER BY relname`;
+}
+
+/** The api's list p99s and create rate, then the worker's drain of what was created. */
+async function measure(label: string) {
+  const analyzed = keepAnalyzed(env);
+  const list = await pages();
+  const port = randomPort();
+  const api = Bun.spawn(["bun", "src/main.ts", "--role=api"], {
+    env: processEnv(port),
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  await waitReady(`http://127.0.0.1:${port}/health/ready`);
+  const base = `http://127.0.0.1:${port}/api/payouts/`;
+  await load(base, LIST_CONNECTIONS, LIST_SECONDS, "GET"); // warm-up: the JIT, the pool, the cache
+  const latencies: Record<string, { first: number; deep?: number; depth: number }> = {};
+  for (const { filter, query, deep, depth } of list) {
+    const first = await load(`${base}?${query}`, LIST_CONNECTIONS, LIST_SECONDS, "GET");
+    const deepPage = deep ? await load(`${base}?cursor=${deep}`, LIST_CONNECTIONS, LIST_SECONDS, "GET") : undefined;
+    if (first.errors || deepPage?.errors) throw new Error(`bench: GET ${filter} answered errors`);
+    latencies[filter] = { first: first.p99_ms, deep: deepPage?.p99_ms, depth };
+  }
+  const plans = await sortedPlans(list);
+  // Twice, the better one counts: on a shared machine a neighbour's burst only ever slows a run.
+  const creates = [await load(base, CONNECTIONS, seconds), await load(base, CONNECTIONS, seconds)];
+  const create = creates.reduce((best, run) => (run.rps > best.rps ? run : best));
+  await stop(api);
+  log(`${label}: create ${creates.map((c) => `${c.rps}/s p99 ${c.p99_ms} ms`).join(", ")}`);
+
+  const worker = Bun.spawn(["bun", "src/main.ts", "--role=worker"], {
+    env: processEnv(randomPort(), { GATEWAY_LATENCY_MS: "0" }),
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  const drain = await drainCreated();
+  await stop(worker);
+  await analyzed();
+  return { latencies, plans, create, other: creates.find((c) => c !== create)?.rps, drain };
+}
+
+/** The worker finishes what the create load made (the preload's newest are older); the rate of those alone. */
+async function drainCreated() {
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    const [{ open } = { open: 0 }] = await sql`
+      SELECT count(*)::int AS open FROM payouts
+      WHERE status IN ('NEW', 'PROCESSING') AND created_at > now() - interval '10 minutes'`;
+    if (open === 0) break;
+    if (Date.now() > deadline) throw new Error(`bench: ${open} payouts still open`);
+    await Bun.sleep(100);
+  }
+  const [span = { completed: 0, seconds: 1 }] = await sql`
+    SELECT count(*)::int AS completed, extract(epoch FROM max(processed_at) - min(claimed_at))::float AS seconds
+    FROM payouts WHERE claimed_at > now() - interval '10 minutes'`;
+  return { completed: span.completed as number, rate: Math.round(span.completed / span.seconds) };
+}
+
+try {
+  await reset(env);
+  await fill(SMALL_ROWS);
+  log(`measuring on ${SMALL_ROWS} payouts`);
+  const small = await measure("small");
+
+  await reset(env);
+  const filled = await fill(ROWS);
+  log(`measuring on ${ROWS} payouts (VACUUM ANALYZE after the preload: ${filled.vacuumSeconds.toFixed(1)} s)`);
+  const large = await measure("large");
+  const stats = await tableStats();
+  const relay = await explainRelay();
+  const relations = await sizes();
+
+  const rows = Object.keys(FILTERS).map((filter) => {
+    const s = small.latencies[filter];
+    const l = large.latencies[filter];
+    const deep =
+      l?.deep === undefined ? "n/a" : `${s?.deep ?? "n/a"} / ${l.deep} ms (${l.depth.toLocaleString("en")} deep)`;
+    const worst = Math.max(ratio(l?.first ?? 0, s?.first ?? 1), l?.deep && s?.deep ? ratio(l.deep, s.deep) : 0);
+    return `| ${filter} | ${s?.first} / ${l?.first} ms | ${deep} | ${worst}x | ${worst <= 1.5 ? "yes" : "no"} |`;
+  });
+  const createRatio = ratio(large.create.rps, small.create.rps);
+  const payouts = stats.find((s) => s.name === "payouts");
+  const summary =
+    `scale ${ROWS} payouts: create ${large.create.rps}/s = ${createRatio}x of ${small.create.rps}/s on ${SMALL_ROWS}, ` +
+    `p99 ${large.create.p99_ms} / ${small.create.p99_ms} ms | drain ${large.drain.rate}/s vs ${small.drain.rate}/s | ` +
+    `list pages that sort: ${large.plans.sorted.length + small.plans.sorted.length === 0 ? "none" : [...small.plans.sorted, ...large.plans.sorted].join("; ")} | ` +
+    `HOT ${payouts ? `${payouts.hot} of ${payouts.upd} updates` : "n/a"}`;
+  console.log(summary);
+  appendFileSync(
+    "bench/RESULTS.md",
+    `\n## Scale: ${stamp()}\n\nMachine: ${await machine(env)}. Preload: ${ROWS.toLocaleString("en")} payouts` +
+      `${filled.events ? " and their events" : " (no payout_events table yet)"}; VACUUM ANALYZE after it took ` +
+      `${filled.vacuumSeconds.toFixed(1)} s.\n\n` +
+      `| measure | ${SMALL_ROWS.toLocaleString("en")} payouts | ${ROWS.toLocaleString("en")} payouts | ratio | target | met |\n|---|---|---|---|---|---|\n` +
+      `| create: POST at ${CONNECTIONS} connections, ${seconds} s, the better of two (the other) | ${small.create.rps}/s (${small.other}/s), p99 ${small.create.p99_ms} ms | ${large.create.rps}/s (${large.other}/s), p99 ${large.create.p99_ms} ms | ${createRatio}x | >= 0.9x | ${createRatio >= 0.9 ? "yes" : "no"} |\n` +
+      `| drain of those creates (worker, latency 0) | ${small.drain.rate}/s | ${large.drain.rate}/s | ${ratio(large.drain.rate, small.drain.rate)}x | | |\n\n` +
+      `GET /api/payouts/ p99 at ${LIST_CONNECTIONS} connections, ${LIST_SECONDS} s each (${SMALL_ROWS.toLocaleString("en")} / ${ROWS.toLocaleString("en")} payouts):\n\n` +
+      "| filter | first page | deep page | worst ratio | within 1.5x |\n|---|---|---|---|---|\n" +
+      `${rows.join("\n")}\n\n` +
+      `List plans of 1 to ${PAGE_LIMIT_MAX} rows, each filter, first and deep page: ${small.plans.plans} at ` +
+      `${SMALL_ROWS.toLocaleString("en")} payouts, sorting: ${small.plans.sorted.join("; ") || "none"}; ${large.plans.plans} at ` +
+      `${ROWS.toLocaleString("en")}, sorting: ${large.plans.sorted.join("; ") || "none"}.\n\n` +
+      `The relay's query at ${ROWS.toLocaleString("en")} payouts:\n\n\`\`\`\n${relay}\n\`\`\`\n\n` +
+      "Sizes:\n\n| relation | kind | size |\n|---|---|---|\n" +
+      `${relations.map((r) => `| ${r.name} | ${r.kind} | ${r.size} |`).join("\n")}\n\n` +
+      `Writes since the preload (pg_stat_user_tables; autovacuum is ${(await sql`SHOW autovacuum`)[0]?.autovacuum} here):\n\n` +
+      "| table | inserted | updated | HOT updated | dead rows | live rows |\n|---|---|---|---|---|---|\n" +
+      `${stats.map((s) => `| ${s.name} | ${s.ins} | ${s.upd} | ${s.hot} (${s.upd ? Math.round((100 * s.hot) / s.upd) : 0}%) | ${s.dead} | ${s.live} |`).join("\n")}\n\n` +
+      `Summary: ${summary}\n`,
+  );
+} finally {
+  await database.close();
+  await env.drop();
+}
