@@ -12,13 +12,15 @@
 import { appendFileSync } from "node:fs";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { loadConfig } from "../src/config";
 import { connectPostgres } from "../src/db/client";
 import * as schema from "../src/db/schema";
 import { createLogger } from "../src/log";
 import { PAGE_LIMIT_MAX } from "../src/payouts/model";
 import { pageQuery } from "../src/payouts/service";
-import { encodeCursor, validateListQuery } from "../src/payouts/validation";
+import { nextCursor, validateListQuery } from "../src/payouts/validation";
 import { createOutbox } from "../src/queue/outbox";
+import { processorOptions, retryDelays } from "../src/worker/processor";
 import {
   benchEnvironment,
   CONNECTIONS,
@@ -173,7 +175,7 @@ async function pages() {
     const [{ n } = { n: 0 }] = await sql.unsafe(`SELECT count(*)::int AS n FROM (${text}) AS p`, params as never[]);
     const depth = Math.min(DEPTH, Math.floor(n / 2));
     const [row] = depth > 0 ? await pageQuery(database.db, { ...parsed.value, limit: 1 }).offset(depth) : [];
-    result.push({ filter, query, deep: row ? encodeCursor(row, parsed.value) : undefined, depth });
+    result.push({ filter, query, deep: row ? nextCursor(row, parsed.value) : undefined, depth });
   }
   return result;
 }
@@ -219,13 +221,16 @@ async function explainRelay(): Promise<string> {
     publish: () => Promise.reject(new Error("bench: not publishing")),
     close: async () => {},
   };
-  // The intervals main.ts passes; they are parameters, so they do not change the plan.
-  const outbox = createOutbox(
-    db,
-    publisher,
-    { intervalMs: 1000, graceMs: 5000, stuckAfterMs: 128_000 },
-    createLogger("error", "json"),
-  );
+  // Intervals as main.ts's outboxOptions sets them by default: they are parameters of the query,
+  // so other values would not change its plan.
+  const config = loadConfig();
+  const options = {
+    intervalMs: config.relayIntervalMs,
+    graceMs: 5000,
+    republishAfterMs: config.relayRepublishAfterMs,
+    stuckAfterMs: config.taskTimeLimitMs + Math.max(0, ...retryDelays(processorOptions(config))) + 60_000,
+  };
+  const outbox = createOutbox(db, publisher, options, createLogger("error", "json"));
   await outbox.relayOnce().catch(() => {});
   await client.end();
   const select = statements.find((s) => /^select/i.test(s.query) && /for update/i.test(s.query));
@@ -302,7 +307,7 @@ async function drainCreated() {
   }
   const [span = { completed: 0, seconds: 1 }] = await sql`
     SELECT count(*)::int AS completed, extract(epoch FROM max(processed_at) - min(claimed_at))::float AS seconds
-    FROM payouts WHERE claimed_at > now() - interval '10 minutes'`;
+    FROM payouts WHERE created_at > now() - interval '10 minutes'`;
   return { completed: span.completed as number, rate: Math.round(span.completed / span.seconds) };
 }
 
