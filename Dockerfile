@@ -1,7 +1,7 @@
-# syntax=docker/dockerfile:1
 # One image for every role: the compiled binary (`bun run build`) with its migrations beside it.
-#   docker build -t payouts .
-#   docker run --rm -e DATABASE_URL=... -e AMQP_URL=... payouts --role=migrate   (then --role=api, --role=worker)
+# No `# syntax` line: the engine's built-in frontend builds it, with no pull from a registry.
+#   docker build -t payouts:local .
+#   docker run --rm --init -e DATABASE_URL=... -e AMQP_URL=... payouts:local --role=migrate   (then --role=api, --role=worker)
 
 FROM oven/bun:1.4.4 AS build
 WORKDIR /src
@@ -24,8 +24,9 @@ USER 65532:65532
 # Size JavaScriptCore's heap as for a 96 MiB machine (as `bun run start` does): the GC runs
 # sooner and each process stays near 100 MB instead of growing with the node's RAM.
 ENV BUN_JSC_forceRAMSize=100663296
-EXPOSE 8000
-# The image has no curl: the binary asks its own api for /health/ready (exit 0 when 200).
+EXPOSE 8000 9100
+# The image has no curl: the binary asks the role running in this container (PID 1's --role) over
+# the loopback: the api's /health/ready on PORT, the worker's /health on METRICS_PORT (exit 0 when 200).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 CMD ["/app/payouts", "--healthcheck"]
 ENTRYPOINT ["/app/payouts"]
 CMD ["--role=api"]

@@ -1,7 +1,7 @@
 // First, on its own: the signal and uncaught-error handlers are installed before any other module loads.
 import "./lifecycle";
 import { createApp } from "./api/app";
-import { apiIsReady } from "./api/healthcheck";
+import { containerArgs, roleIsHealthy } from "./api/healthcheck";
 import { compiledBinary } from "./binary";
 import { type Config, ConfigError, loadConfig, ROLES, type Role } from "./config";
 import { connectPostgres, type Database, openPglite } from "./db/client";
@@ -18,8 +18,10 @@ import { consumerOptions, processorOptions, retryDelays, startProcessing } from 
 import { startWorkerThreads, type WorkerThreads } from "./worker/supervisor";
 
 /** `--role=api` or `--role api`; `all` when absent. */
+const isRoleFlag = (arg: string) => arg === "--role" || arg.startsWith("--role=");
+
 export function parseRole(argv: string[]): Role {
-  const index = argv.findIndex((a) => a === "--role" || a.startsWith("--role="));
+  const index = argv.findIndex(isRoleFlag);
   if (index === -1) return "all";
   const arg = argv[index] as string;
   const value = arg.includes("=") ? arg.slice("--role=".length) : argv[index + 1];
@@ -78,9 +80,11 @@ const keyPurgeOptions = (config: Config) => ({
 });
 
 /**
- * The worker role's /metrics on METRICS_PORT: this process's registry, with every thread's report.
- * A port that cannot be bound (another worker on this host has it) is logged, not fatal: payouts
- * matter more than their metrics, and the scrape target going down shows it.
+ * The worker role's /metrics on METRICS_PORT: this process's registry, with every thread's report;
+ * and its /health for the container's healthcheck and a liveness probe: 200 while every thread
+ * runs, 503 while one is missing (dead and not yet restarted). A port that cannot be bound
+ * (another worker on this host has it) is logged, not fatal: payouts matter more than their
+ * metrics, and the scrape target going down shows it.
  */
 function serveWorkerMetrics(config: Config, threads: WorkerThreads, log: Logger) {
   try {
@@ -88,7 +92,15 @@ function serveWorkerMetrics(config: Config, threads: WorkerThreads, log: Logger)
       hostname: config.host,
       port: config.metricsPort,
       async fetch(request) {
-        if (!/^\/metrics\/?$/.test(new URL(request.url).pathname)) return new Response("not found\n", { status: 404 });
+        const path = new URL(request.url).pathname;
+        if (/^\/health\/?$/.test(path)) {
+          const running = threads.size === config.workerThreads;
+          return Response.json(
+            { status: running ? "ok" : "unavailable", threads: threads.size, expected: config.workerThreads },
+            { status: running ? 200 : 503 },
+          );
+        }
+        if (!/^\/metrics\/?$/.test(path)) return new Response("not found\n", { status: 404 });
         await threads.collectMetrics();
         return metricsResponse(registry);
       },
@@ -114,7 +126,13 @@ async function migrateOrExit(url: string, config: Config, log: Logger): Promise<
 }
 
 async function main() {
-  if (Bun.argv.includes("--healthcheck")) process.exit((await apiIsReady(loadConfig())) ? 0 : 1);
+  if (Bun.argv.includes("--healthcheck")) {
+    // Its own --role, else the container's (the image's one HEALTHCHECK serves every role).
+    const args = Bun.argv.slice(2);
+    const role = parseRole(args.some(isRoleFlag) ? args : containerArgs());
+    // migrate serves nothing to ask: it is healthy while it runs, and its exit code is its result.
+    process.exit(role === "migrate" || (await roleIsHealthy(role, loadConfig())) ? 0 : 1);
+  }
   const role = parseRole(Bun.argv.slice(2));
   const config = loadConfig();
   const log = createLogger(config.logLevel, config.logFormat, { role });

@@ -16,6 +16,8 @@ export function requestId(headers: Headers): string {
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const CREATED_LOCATION = /^\/api\/payouts\/([0-9a-f-]{36})\/$/;
 
+const HEALTH_PROBE = /^\/health\//;
+
 type Status = number | keyof typeof StatusMap;
 
 /** The path of a request's URL, without the query (cheaper than `new URL` on every request). */
@@ -57,7 +59,8 @@ export function requestLog(log: Logger) {
         (responseValue instanceof Response && request.method === "POST"
           ? CREATED_LOCATION.exec(responseValue.headers.get("location") ?? "")?.[1]
           : undefined);
-      log.info("request", {
+      // Probes arrive every few seconds from every orchestrator: their lines only at debug.
+      (HEALTH_PROBE.test(pattern) ? log.debug : log.info)("request", {
         request_id: set.headers[REQUEST_ID_HEADER],
         method: request.method,
         route: pattern,

@@ -166,9 +166,22 @@ test("LOG_FORMAT=pretty writes one readable line per request", async () => {
     brokerConnected: () => true,
     idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
   });
-  await app.handle(new Request("http://payouts.test/health/live", { headers: { "x-request-id": "pretty-1" } }));
+  await app.handle(new Request("http://payouts.test/api/payouts/", { headers: { "x-request-id": "pretty-1" } }));
   const [line] = await eventually(async () => out.length > 0 && out, 2000, 1);
   expect(line).toMatch(
-    /^\S+Z INFO {2}request request_id=pretty-1 method=GET route=\/health\/live path=\/health\/live status=200 duration_ms=[\d.]+\n$/,
+    /^\S+Z INFO {2}request request_id=pretty-1 method=GET route=\/api\/payouts\/ path=\/api\/payouts\/ status=200 duration_ms=[\d.]+\n$/,
   );
+});
+
+test("health probes are logged at debug only; other requests at info", async () => {
+  const api = loggedApi();
+  expect((await api.request("GET", "/health/live")).status).toBe(200);
+  expect((await api.request("GET", "/health/ready/")).status).toBe(200);
+  expect((await api.request("GET", "/api/payouts/")).status).toBe(200);
+  const found = await api.requestLines(3);
+  expect(found.map((l) => [l.route, l.level])).toEqual([
+    ["/health/live", "debug"],
+    ["/health/ready", "debug"],
+    ["/api/payouts/", "info"],
+  ]);
 });

@@ -1,5 +1,7 @@
-// The worker role's own /metrics on METRICS_PORT: its threads' counts and in-flight payouts, summed.
+// The worker role's own /metrics on METRICS_PORT: its threads' counts and in-flight payouts, summed;
+// and its /health there, which the image's healthcheck asks for this role.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { containerArgs, roleIsHealthy } from "../../src/api/healthcheck";
 import { rabbitPublisher } from "../../src/queue/rabbitmq";
 import { retryDelays } from "../../src/worker/processor";
 import { eventually, log, testApi, testDatabase } from "../helpers";
@@ -9,9 +11,11 @@ const database = testDatabase();
 const PROCESSING = { maxAttempts: 5, retryBaseDelayMs: 1000, taskTimeLimitMs: 60_000 };
 const publisher = rabbitPublisher(process.env.AMQP_URL as string, retryDelays(PROCESSING), log);
 let metricsUrl: string;
+let metricsPort: number;
 
 beforeAll(async () => {
   const port = await freePort();
+  metricsPort = port;
   metricsUrl = `http://127.0.0.1:${port}/metrics`;
   spawnRole("worker", {
     METRICS_PORT: `${port}`,
@@ -92,4 +96,25 @@ test("the worker's /metrics shows payouts in flight in its threads, then their s
 test("the worker's metrics port answers 404 outside /metrics", async () => {
   const response = await fetch(metricsUrl.replace("/metrics", "/other"));
   expect(response.status).toBe(404);
+});
+
+test("the worker's /health is 200 while all WORKER_THREADS threads run", async () => {
+  const response = await fetch(metricsUrl.replace("/metrics", "/health"));
+  expect(response.status).toBe(200);
+  expect(await response.json()).toEqual({ status: "ok", threads: 2, expected: 2 });
+});
+
+test("--healthcheck asks the worker's /health on METRICS_PORT, and the api's /health/ready on PORT", async () => {
+  const config = { host: "0.0.0.0", port: await freePort(), metricsPort };
+  expect(await roleIsHealthy("worker", config)).toBe(true);
+  // Nothing listens on PORT here: the api check must not pass on the worker's port.
+  expect(await roleIsHealthy("api", config)).toBe(false);
+  expect(await roleIsHealthy("worker", { ...config, metricsPort: await freePort() })).toBe(false);
+});
+
+test("the container's role is read from PID 1's command line", async () => {
+  const file = `${process.env.TMPDIR ?? "/tmp"}/payouts-cmdline-${process.pid}`;
+  await Bun.write(file, ["/sbin/docker-init", "--", "/app/payouts", "--role=worker", ""].join("\0"));
+  expect(containerArgs(file)).toContain("--role=worker");
+  expect(containerArgs(`${file}-absent`)).toEqual([]);
 });

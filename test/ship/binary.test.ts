@@ -15,6 +15,7 @@ const elsewhere = join(dir, "cwd");
 mkdirSync(elsewhere);
 
 const port = freePort();
+const workerMetricsPort = freePort();
 const api = `http://127.0.0.1:${port}`;
 const running: Subprocess[] = [];
 let consumersBefore = 0;
@@ -67,7 +68,7 @@ beforeAll(
 
     consumersBefore = payoutsConsumers();
     start(["--role=api"], { PORT: String(port) });
-    start(["--role=worker"], { WORKER_THREADS: "2", GATEWAY_LATENCY_MS: "0", METRICS_PORT: String(freePort()) });
+    start(["--role=worker"], { WORKER_THREADS: "2", GATEWAY_LATENCY_MS: "0", METRICS_PORT: String(workerMetricsPort) });
   },
   { timeout: 300_000 },
 );
@@ -78,7 +79,8 @@ afterAll(async () => {
     running.map((child) => Promise.race([child.exited, Bun.sleep(10_000).then(() => child.kill("SIGKILL"))])),
   );
   rmSync(dir, { recursive: true, force: true });
-});
+  // Up to 10 s for the children to drain, beyond the default hook timeout.
+}, 15_000);
 
 test("--role=migrate finds the migrations beside the binary and exits 0", () => {
   const result = run(["--role=migrate"]);
@@ -120,6 +122,13 @@ test("--healthcheck exits 0 while the api is ready and 1 when nothing answers", 
   await apiReady();
   expect(run(["--healthcheck"], { PORT: String(port) }).exitCode).toBe(0);
   expect(run(["--healthcheck"], { PORT: String(freePort()) }).exitCode).toBe(1);
+}, 30_000);
+
+test("--healthcheck --role=worker asks the worker's /health on METRICS_PORT, not the api's port", async () => {
+  const env = { PORT: String(freePort()), METRICS_PORT: String(workerMetricsPort) };
+  await eventually(async () => run(["--healthcheck", "--role=worker"], env).exitCode === 0, 20_000, 200);
+  expect(run(["--healthcheck", "--role=api"], env).exitCode).toBe(1);
+  expect(run(["--healthcheck", "--role=worker"], { ...env, METRICS_PORT: String(freePort()) }).exitCode).toBe(1);
 }, 30_000);
 
 test("--role=all without DATABASE_URL stops with a message: the binary has no embedded PGlite", () => {

@@ -11,6 +11,10 @@ const read = (name: string) => readFileSync(join(root, name), "utf8");
 type Service = {
   image?: string;
   build?: unknown;
+  pull_policy?: string;
+  hostname?: string;
+  init?: boolean;
+  volumes?: string[];
   command?: string[];
   environment?: Record<string, string>;
   depends_on?: Record<string, { condition: string }>;
@@ -19,7 +23,10 @@ type Service = {
   container_name?: string;
   stop_grace_period?: string;
 };
-const compose = Bun.YAML.parse(read("compose.yaml")) as { services: Record<string, Service> };
+const compose = Bun.YAML.parse(read("compose.yaml")) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
 const services = compose.services;
 const service = (name: string) => services[name] as Service;
 
@@ -58,11 +65,18 @@ describe("compose.yaml", () => {
     expect(service("rabbitmq").healthcheck?.test).toEqual(expect.arrayContaining(["rabbitmq-diagnostics", "ping"]));
   });
 
-  test("migrate, api and worker are the one image, each started in its role", () => {
+  test("migrate, api and worker are the one image, built once under the README's tag, each started in its role", () => {
+    expect(service("api").image).toBe("payouts:local");
+    expect(read("README.md").includes("docker build -t payouts:local .")).toBe(true);
+    // One service builds it; the others run that image and never pull or build one of their own.
+    expect(Object.keys(services).filter((name) => service(name).build !== undefined)).toEqual(["migrate"]);
+    expect(service("migrate").build).toBe(".");
+    for (const role of ["api", "worker"]) expect(service(role).pull_policy).toBe("never");
     for (const role of ["migrate", "api", "worker"]) {
       expect(service(role).image).toBe(service("api").image as string);
-      expect(service(role).build).toBe(".");
       expect(service(role).command).toEqual([`--role=${role}`]);
+      // An init as PID 1 forwards signals and reaps children.
+      expect(service(role).init).toBe(true);
       const env = service(role).environment ?? {};
       expect(new URL(env.DATABASE_URL as string).host).toBe("postgres:5432");
       expect(new URL(env.AMQP_URL as string).host).toBe("rabbitmq:5672");
@@ -93,10 +107,37 @@ describe("compose.yaml", () => {
     expect(seconds(worker.stop_grace_period as string) * 1000).toBeGreaterThan(loadConfig({}).taskTimeLimitMs);
   });
 
-  test("the image's api healthcheck is off for the roles that serve no HTTP", () => {
+  test("the image's healthcheck serves the api and the worker (each its own port); the one-shot migrate has none", () => {
     expect(service("migrate").healthcheck).toEqual({ disable: true });
-    expect(service("worker").healthcheck).toEqual({ disable: true });
+    expect(service("worker").healthcheck).toBeUndefined();
     expect(service("api").healthcheck).toBeUndefined();
+  });
+
+  test("PostgreSQL's healthcheck asks over TCP, not the socket its first-start server listens on alone", () => {
+    const check = service("postgres").healthcheck?.test ?? [];
+    expect(check.slice(0, 2)).toEqual(["CMD", "pg_isready"]);
+    expect(check[check.indexOf("-h") + 1]).toBe("127.0.0.1");
+  });
+
+  test("RabbitMQ keeps its node name and its data across down and up: a fixed hostname and a named volume", () => {
+    expect(service("rabbitmq").hostname).toBe("rabbitmq");
+    expect(service("rabbitmq").volumes).toEqual(["rabbitmq:/var/lib/rabbitmq"]);
+    expect(Object.keys(compose.volumes)).toContain("rabbitmq");
+  });
+
+  test("WORKER_THREADS and DB_POOL_SIZE are set, and PostgreSQL's max_connections holds the api, migrate and 6 workers", () => {
+    const env = service("worker").environment ?? {};
+    const config = loadConfig(env);
+    expect(env.WORKER_THREADS).toBeDefined();
+    const command = service("postgres").command ?? [];
+    const maxConnections = Number(
+      command.find((arg) => arg.startsWith("max_connections="))?.slice("max_connections=".length),
+    );
+    const worker = config.workerThreads * config.dbPoolSize + 2;
+    const needed = loadConfig(service("api").environment ?? {}).dbPoolSize + 1 + 6 * worker;
+    // PostgreSQL keeps 3 connections (superuser_reserved_connections) for a superuser.
+    expect(maxConnections - 3).toBeGreaterThanOrEqual(needed);
+    expect(read("compose.yaml").includes("up to 6 workers")).toBe(true);
   });
 });
 
@@ -139,6 +180,20 @@ describe("Dockerfile", () => {
     expect(healthcheck).toBeDefined();
     const command = JSON.parse((healthcheck as string).slice((healthcheck as string).indexOf("CMD") + 3));
     expect(command).toEqual(["/app/payouts", "--healthcheck"]);
+  });
+
+  test("has no `# syntax` line: building needs no registry", () => {
+    expect(read("Dockerfile")).not.toMatch(/^#\s*syntax\s*=/im);
+  });
+
+  test("copies patches/ before installing: package.json's patchedDependencies need it", () => {
+    const patched = Object.keys(JSON.parse(read("package.json")).patchedDependencies ?? {});
+    expect(patched.length).toBeGreaterThan(0);
+    const instructions = build?.instructions ?? [];
+    const copyPatches = instructions.findIndex((i) => i.op === "COPY" && i.args.split(/\s+/)[0] === "patches");
+    const install = instructions.findIndex((i) => i.op === "RUN" && i.args.includes("bun install"));
+    expect(copyPatches).toBeGreaterThanOrEqual(0);
+    expect(copyPatches).toBeLessThan(install);
   });
 
   test(".dockerignore keeps local installs, builds, data and secrets out of the build context", () => {
