@@ -34,7 +34,7 @@ const [{ preloaded } = { preloaded: false }] = await env.sql`
 if (preloaded) await env.sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
 
 type Frame = { functionName: string; url: string; lineNumber: number };
-type ProfileNode = { id: number; callFrame: Frame; hitCount?: number };
+type ProfileNode = { id: number; callFrame: Frame; hitCount?: number; children?: number[] };
 
 /** What a package or file is called in the summary. */
 function owner({ url, functionName }: Frame): string {
@@ -45,19 +45,34 @@ function owner({ url, functionName }: Frame): string {
   return own ? (own[1] as string) : url;
 }
 
-/** Self time by function and by owner, as shares of the samples that were not idle. */
+/**
+ * Self time by function and by owner, as shares of the samples that were not idle. Time in native
+ * code (the runtime's own functions) is also charged to the nearest JavaScript caller outside the
+ * runtime, which says whose work it was.
+ */
 function summarize(file: string) {
   const nodes: ProfileNode[] = JSON.parse(readFileSync(file, "utf8")).nodes;
+  const parent = new Map<number, ProfileNode>();
+  for (const node of nodes) for (const child of node.children ?? []) parent.set(child, node);
   const byFunction = new Map<string, number>();
   const byOwner = new Map<string, number>();
+  const nativeByCaller = new Map<string, number>();
+  const add = (m: Map<string, number>, key: string, n: number) => m.set(key, (m.get(key) ?? 0) + n);
+  const name = (f: Frame) => `${f.functionName || "(anonymous)"} ${owner(f)}${f.url ? `:${f.lineNumber + 1}` : ""}`;
   let busy = 0;
-  for (const { callFrame, hitCount = 0 } of nodes) {
+  for (const node of nodes) {
+    const { callFrame, hitCount = 0 } = node;
     if (hitCount === 0 || callFrame.functionName === "(idle)") continue;
     busy += hitCount;
-    const where = owner(callFrame);
-    const name = `${callFrame.functionName || "(anonymous)"} ${where}${callFrame.url ? `:${callFrame.lineNumber + 1}` : ""}`;
-    byFunction.set(name, (byFunction.get(name) ?? 0) + hitCount);
-    byOwner.set(where, (byOwner.get(where) ?? 0) + hitCount);
+    add(byFunction, name(callFrame), hitCount);
+    add(byOwner, owner(callFrame), hitCount);
+    if (owner(callFrame) === "(native)") {
+      let caller = parent.get(node.id);
+      while (caller && (!caller.callFrame.url || /^(node|internal|bun):/.test(caller.callFrame.url))) {
+        caller = parent.get(caller.id);
+      }
+      add(nativeByCaller, caller ? name(caller.callFrame) : "(no JavaScript caller: the runtime's own work)", hitCount);
+    }
   }
   const top = (m: Map<string, number>) =>
     [...m.entries()]
@@ -65,7 +80,10 @@ function summarize(file: string) {
       .slice(0, TOP)
       .map(([k, v]) => `  ${((100 * v) / busy).toFixed(1).padStart(5)}%  ${k}`)
       .join("\n");
-  return `busy samples: ${busy}\nby package or file:\n${top(byOwner)}\nby function:\n${top(byFunction)}`;
+  return (
+    `busy samples: ${busy}\nby package or file:\n${top(byOwner)}\nby function:\n${top(byFunction)}\n` +
+    `native time by its nearest caller in the service or a package:\n${top(nativeByCaller)}`
+  );
 }
 
 async function statements() {
