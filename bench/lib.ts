@@ -6,7 +6,7 @@ import { availableParallelism, cpus, totalmem } from "node:os";
 import amqp from "amqplib";
 import postgres from "postgres";
 import { migratePostgres } from "../src/db/migrate";
-import { declareTopology, QUEUE } from "../src/queue/rabbitmq";
+import { declareTopology, QUEUE } from "../src/queue/rabbitmq/topology";
 
 export const adminUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const amqpBase = process.env.BENCH_AMQP_BASE_URL ?? "amqp://guest:guest@127.0.0.1:5672";

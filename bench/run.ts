@@ -18,7 +18,7 @@
 // BENCH_AMQP_BASE_URL (default amqp://guest:guest@127.0.0.1:5672), BENCH_SECONDS (default 10).
 import { appendFileSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { QUEUE } from "../src/queue/rabbitmq";
+import { QUEUE } from "../src/queue/rabbitmq/topology";
 import {
   awaitDrained,
   backendCpuSeconds,

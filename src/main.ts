@@ -13,8 +13,7 @@ import { startKeyPurge } from "./payouts/key-retention";
 import { memoryQueue } from "./queue/memory";
 import { createOutbox, recoverInProcess } from "./queue/outbox";
 import type { Consumer, Publisher } from "./queue/port";
-import { rabbitConsumer, rabbitPublisher } from "./queue/rabbitmq";
-import { consumerOptions, processorOptions, retryDelays, startProcessing } from "./worker/processor";
+import { brokerConsumer, brokerPublisher, outboxOptions, startProcessing } from "./wiring";
 import { startWorkerThreads, type WorkerThreads } from "./worker/supervisor";
 
 /** `--role=api` or `--role api`; `all` when absent. */
@@ -39,14 +38,6 @@ function requireUrls(config: Config, role: Role, names: ("DATABASE_URL" | "AMQP_
     );
   }
 }
-
-const outboxOptions = (config: Config) => ({
-  intervalMs: config.relayIntervalMs,
-  graceMs: 5000,
-  republishAfterMs: config.relayRepublishAfterMs,
-  // Longer than a gateway call plus the longest retry wait: a live holder is never taken over.
-  stuckAfterMs: config.taskTimeLimitMs + Math.max(0, ...retryDelays(processorOptions(config))) + 60_000,
-});
 
 function serveApi(config: Config, database: Database, publisher: Publisher, log: Logger) {
   const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
@@ -152,7 +143,7 @@ async function main() {
     case "api": {
       requireUrls(config, role, ["DATABASE_URL", "AMQP_URL"]);
       const database = connectPostgres(config.databaseUrl as string, config.dbPoolSize, "payouts-api");
-      const publisher = rabbitPublisher(config.amqpUrl as string, retryDelays(processorOptions(config)), log);
+      const publisher = brokerPublisher(config, config.amqpUrl as string, log);
       const api = serveApi(config, database, publisher, log);
       onShutdown(async () => {
         await api.stop();
@@ -166,7 +157,7 @@ async function main() {
       // The worker role relays too, so payouts whose hand-off failed are published even while
       // no api replica runs.
       const database = connectPostgres(config.databaseUrl as string, 2, "payouts-worker-relay");
-      const publisher = rabbitPublisher(config.amqpUrl as string, retryDelays(processorOptions(config)), log);
+      const publisher = brokerPublisher(config, config.amqpUrl as string, log);
       const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
       outbox.start();
       const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
@@ -197,10 +188,9 @@ async function main() {
 
       let publisher: Publisher;
       let consumer: Consumer;
-      const delays = retryDelays(processorOptions(config));
       if (config.amqpUrl) {
-        publisher = rabbitPublisher(config.amqpUrl, delays, log);
-        consumer = rabbitConsumer(config.amqpUrl, consumerOptions(config), log);
+        publisher = brokerPublisher(config, config.amqpUrl, log);
+        consumer = brokerConsumer(config, config.amqpUrl, log);
       } else {
         ({ publisher, consumer } = memoryQueue(config.workerConcurrency, log));
         await recoverInProcess(database.db, publisher, log);

@@ -5,6 +5,9 @@
  * what its threads report (see `drain` and `absorb`), so one scrape shows the whole process.
  */
 
+import type { Logger } from "./log";
+import type { Status } from "./payouts/model";
+
 type Labels = Record<string, string>;
 type HistogramValue = { counts: number[]; sum: number; count: number };
 type Series<V> = { labels: string[]; value: V };
@@ -249,8 +252,11 @@ export class Registry {
   }
 }
 
-export const metricsResponse = (registry: Registry) =>
-  new Response(registry.render(), { headers: { "content-type": METRICS_CONTENT_TYPE } });
+export const metricsResponse = (registry: Registry) => {
+  // The whole process's memory, sampled when scraped: threads share it, so only this one sets it.
+  processResidentMemory.set(process.memoryUsage.rss());
+  return new Response(registry.render(), { headers: { "content-type": METRICS_CONTENT_TYPE } });
+};
 
 // The service's metrics. Every thread defines the same ones, so reports line up by name.
 export const registry = new Registry();
@@ -269,7 +275,7 @@ export const payoutsCreated = registry.counter(
   "payouts_created_total",
   "Payouts created (idempotent replays excluded)",
 );
-export const payoutStatusChanges = registry.counter(
+const payoutStatusChanges = registry.counter(
   "payout_status_changes_total",
   "Payout status changes, by the status entered",
   ["status"],
@@ -289,3 +295,17 @@ export const workerInFlight = registry.gauge(
   "worker_in_flight",
   "Payout messages being processed now (at most WORKER_CONCURRENCY per thread)",
 );
+export const processResidentMemory = registry.gauge(
+  "process_resident_memory_bytes",
+  "Resident memory of this process, all threads included, when scraped",
+);
+
+/**
+ * A payout's status changed: one log line (a warning for FAILED) and one count, the same wherever
+ * the change is made (a worker's claim or outcome, a client's cancel). `log` names the payout.
+ */
+export function recordStatusChange(log: Logger, status: Exclude<Status, "NEW">, fields: Record<string, unknown>) {
+  if (status === "FAILED") log.warn("payout status changed", { status, ...fields });
+  else log.info("payout status changed", { status, ...fields });
+  payoutStatusChanges.inc({ status });
+}

@@ -29,8 +29,9 @@ process.env.LOG_LEVEL ??= "error";
 // Several workers run at once in some tests: each takes a free port for its metrics.
 process.env.METRICS_PORT ??= "0";
 
+// rabbitmqctl alone can take seconds on a busy machine: more than a hook's default 5 s.
 afterAll(async () => {
   rabbitmqctl("delete_vhost", vhost);
   await admin.unsafe(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
   await admin.end();
-});
+}, 60_000);

@@ -131,7 +131,7 @@ export function createApp({ database, log, onCreated, brokerConnected, idempoten
     })
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs), onCreated));
+    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, log), onCreated));
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

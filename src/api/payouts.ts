@@ -1,12 +1,12 @@
 import { Elysia } from "elysia";
 import { NotFound, ValidationFailed } from "../errors";
-import { payoutStatusChanges, payoutsCreated } from "../metrics";
 import { IDEMPOTENCY_KEY_MAX, PayoutIdParam } from "../payouts/model";
 import { isUuid } from "../payouts/rules";
 import type { PayoutService } from "../payouts/service";
 import { isIdempotencyKey, validateCreate, validateListQuery, validateUpdate } from "../payouts/validation";
 import { readJsonBody } from "./body";
 import { docs } from "./openapi";
+import { aboutPayout } from "./request-log";
 
 function idempotencyKey(headers: Headers): string | undefined {
   const key = headers.get("idempotency-key");
@@ -49,11 +49,13 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
         if (!input.ok) throw new ValidationFailed(input.errors);
         const result = await service.create(input.value, key);
         if (result.replayed) {
-          const location = `/api/payouts/${(result.body as { id: string }).id}/`;
+          const { id } = result.body as { id: string };
+          aboutPayout(request, id);
+          const location = `/api/payouts/${id}/`;
           return json(result.body, result.status, { location, "idempotent-replayed": "true" });
         }
         onCreated(result.payout.id);
-        payoutsCreated.inc();
+        aboutPayout(request, result.payout.id);
         return json(result.payout, 201, { location: `/api/payouts/${result.payout.id}/` });
       },
       { detail: docs.create },
@@ -77,10 +79,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
         const id = payoutId(params.id);
         const input = validateUpdate(body);
         if (!input.ok) throw new ValidationFailed(input.errors);
-        const updated = await service.update(id, input.value);
-        // The update succeeded, so the payout was NEW: the status did change.
-        if (input.value.status === "CANCELLED") payoutStatusChanges.inc({ status: "CANCELLED" });
-        return json(updated, 200);
+        return json(await service.update(id, input.value), 200);
       },
       { params: PayoutIdParam, detail: docs.update },
     )

@@ -14,7 +14,6 @@ export function requestId(headers: Headers): string {
 
 // Anything else a client sends is counted as "other": label values must stay few.
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
-const CREATED_LOCATION = /^\/api\/payouts\/([0-9a-f-]{36})\/$/;
 
 const HEALTH_PROBE = /^\/health\//;
 
@@ -30,6 +29,14 @@ export function pathOf(url: string): string {
 /** The payout a route's `:id` names, for log lines; undefined when it is not a payout id. */
 export const payoutIdParam = (params: Record<string, string | undefined> | undefined): string | undefined =>
   typeof params?.id === "string" && isUuid(params.id) ? params.id.toLowerCase() : undefined;
+
+// The payout a request turned out to be about, when its path does not name it (a create).
+const payoutOfRequest = new WeakMap<Request, string>();
+
+/** Names the payout a request is about, for its log line. */
+export function aboutPayout(request: Request, payoutId: string): void {
+  payoutOfRequest.set(request, payoutId);
+}
 
 /**
  * Every request gets an id (X-Request-Id, echoed on every response: Elysia merges `set.headers`
@@ -53,12 +60,8 @@ export function requestLog(log: Logger) {
       const pattern = route || "unmatched";
       httpRequestDuration.observe(seconds, { method, route: pattern, status: `${status}` });
 
-      // The payout a request is about: its path's id, or the one a create answered with.
-      const payoutId =
-        payoutIdParam(params) ??
-        (responseValue instanceof Response && request.method === "POST"
-          ? CREATED_LOCATION.exec(responseValue.headers.get("location") ?? "")?.[1]
-          : undefined);
+      // The payout a request is about: its path's id, or the one its handler named (a create).
+      const payoutId = payoutIdParam(params) ?? payoutOfRequest.get(request);
       // Probes arrive every few seconds from every orchestrator: their lines only at debug.
       (HEALTH_PROBE.test(pattern) ? log.debug : log.info)("request", {
         request_id: set.headers[REQUEST_ID_HEADER],

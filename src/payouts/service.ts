@@ -14,6 +14,8 @@ import {
 } from "../db/errors";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
+import type { Logger } from "../log";
+import { payoutsCreated, recordStatusChange } from "../metrics";
 import { expired } from "./key-retention";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
 import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
@@ -134,7 +136,7 @@ export function pageQuery(db: Db, query: ListQuery) {
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
 /** `idempotencyKeyTtlMs`: how long an Idempotency-Key stays bound to its first response. */
-export function payoutService(db: Db, availability: Availability, idempotencyKeyTtlMs: number) {
+export function payoutService(db: Db, availability: Availability, idempotencyKeyTtlMs: number, log: Logger) {
   /**
    * Refuses at once while the database is known to be out of reach, and answers within `ms`
    * otherwise: no request waits on a dead connection.
@@ -302,8 +304,12 @@ export function payoutService(db: Db, availability: Availability, idempotencyKey
 
   return {
     async create(input: CreatePayoutInput, idempotencyKey?: string): Promise<CreateResult> {
-      if (idempotencyKey !== undefined) return createIdempotent(input, idempotencyKey);
-      return { payout: await createOne(input), replayed: false };
+      const result =
+        idempotencyKey === undefined
+          ? { payout: await createOne(input), replayed: false as const }
+          : await createIdempotent(input, idempotencyKey);
+      if (!result.replayed) payoutsCreated.inc();
+      return result;
     },
 
     async get(id: string): Promise<Payout> {
@@ -350,7 +356,11 @@ export function payoutService(db: Db, availability: Availability, idempotencyKey
           .where(and(eq(payouts.id, id), inArray(payouts.status, allowedFrom)))
           .returning(),
       );
-      if (row) return toPayout(row);
+      if (row) {
+        // The update matched, so a cancel found the payout NEW: its status did change.
+        if (input.status === "CANCELLED") recordStatusChange(log.child({ payout_id: id }), "CANCELLED", {});
+        return toPayout(row);
+      }
       const current = await this.get(id);
       throw new StatusConflict(
         current.status,

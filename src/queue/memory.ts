@@ -1,9 +1,7 @@
 import type { Logger } from "../log";
 import { workerInFlight } from "../metrics";
+import { HAND_BACK_AFTER_MS } from "../worker/retry-policy";
 import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from "./port";
-
-// A handler that threw (the database is down, say) gets its message back after this long.
-const REQUEUE_AFTER_MS = 1000;
 
 /**
  * The in-process queue of the embedded default (role `all` without AMQP_URL): the same contract
@@ -33,7 +31,8 @@ export function memoryQueue(concurrency: number, log: Logger): { publisher: Publ
       if (retryAfterMs !== undefined) later(retryAfterMs, { id: delivery.id, resume: true, redelivered: false });
     } catch (err) {
       log.error("processing failed; the message is handed back", { payout_id: delivery.id, err });
-      later(REQUEUE_AFTER_MS, { ...delivery, redelivered: true });
+      // A handler that threw (the database is down, say) gets its message back after a pause.
+      later(HAND_BACK_AFTER_MS, { ...delivery, redelivered: true });
     } finally {
       inFlight--;
       workerInFlight.dec();

@@ -1,67 +1,18 @@
 import { and, eq, sql } from "drizzle-orm";
-import type { Config } from "../config";
 import { batched } from "../db/batch";
 import type { Database } from "../db/client";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../db/errors";
 import { type PayoutRow, payouts } from "../db/schema";
-import { type Payment, type PayoutGateway, TemporaryGatewayError } from "../gateway/port";
-import { simulatedGateway } from "../gateway/simulated";
+import type { Payment, PayoutGateway } from "../gateway/port";
 import type { Logger } from "../log";
-import { gatewayCallDuration, payoutRetries, payoutStatusChanges } from "../metrics";
-import type { Consumer, Delivery, HandlerResult } from "../queue/port";
-import type { RabbitConsumerOptions } from "../queue/rabbitmq";
-
-export type ProcessorOptions = Pick<Config, "maxAttempts" | "retryBaseDelayMs" | "taskTimeLimitMs">;
-
-export const processorOptions = ({ maxAttempts, retryBaseDelayMs, taskTimeLimitMs }: Config): ProcessorOptions => ({
-  maxAttempts,
-  retryBaseDelayMs,
-  taskTimeLimitMs,
-});
-
-/** The RabbitMQ consumer that feeds this processor: its prefetch, its retry queues, its drain. */
-export const consumerOptions = (config: Config): RabbitConsumerOptions => ({
-  concurrency: config.workerConcurrency,
-  retryDelays: retryDelays(processorOptions(config)),
-  drainTimeoutMs: config.taskTimeLimitMs,
-});
-
-/**
- * The processing half of a process (a worker thread, or role `all`): the simulated gateway and the
- * processor, fed by `consumer`.
- */
-export async function startProcessing(
-  config: Config,
-  database: Database,
-  consumer: Consumer,
-  log: Logger,
-): Promise<void> {
-  const gateway = simulatedGateway(database.db, {
-    latencyMs: config.gatewayLatencyMs,
-    failureRate: config.gatewayFailureRate,
-  });
-  await consumer.start(createProcessor(database, gateway, processorOptions(config), log));
-}
+import { gatewayCallDuration, payoutRetries, recordStatusChange } from "../metrics";
+import type { Delivery, HandlerResult } from "../queue/port";
+import { asTemporaryFailure, nextAttemptAfterMs, type RetryPolicy, type TemporaryFailure } from "./retry-policy";
 
 // A claim or an outcome that failed for want of the database is written again by its own worker
 // as soon as the database answers, for this long; then the message goes to the retry queue.
 const DATABASE_WAIT_MS = 30_000;
 const REWRITE_PAUSE_MS = 250;
-
-// The backoff stops growing here. Each delay is a retry queue's TTL, and RabbitMQ refuses a TTL of
-// years: uncapped, a MAX_ATTEMPTS of a few dozen would fail the topology on every connect.
-const MAX_RETRY_DELAY_MS = 3_600_000;
-
-/** Delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ..., at most an hour. */
-export const retryDelayMs = (baseMs: number, attempt: number) =>
-  Math.min(baseMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
-
-/**
- * Every retry delay a payout can wait, for the broker's retry queues; never empty, since a message
- * whose handler failed waits out the first delay too, even with MAX_ATTEMPTS=1.
- */
-export const retryDelays = (options: ProcessorOptions) =>
-  Array.from({ length: Math.max(1, options.maxAttempts - 1) }, (_, i) => retryDelayMs(options.retryBaseDelayMs, i + 1));
 
 /**
  * One message, one payout: claim it, pay it through the gateway, record the outcome. Every status
@@ -69,7 +20,7 @@ export const retryDelays = (options: ProcessorOptions) =>
  * payout that was cancelled or deleted finds nothing to do. The caller acks only after this
  * returns, that is after the outcome is committed.
  */
-export function createProcessor(database: Database, gateway: PayoutGateway, options: ProcessorOptions, log: Logger) {
+export function createProcessor(database: Database, gateway: PayoutGateway, options: RetryPolicy, log: Logger) {
   const { db, availability } = database;
 
   /**
@@ -164,7 +115,7 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
     { maxSize: 500, maxInFlight: 2 },
   );
 
-  const callGateway = async (claimed: typeof payouts.$inferSelect): Promise<Payment | TemporaryGatewayError> => {
+  const callGateway = async (claimed: PayoutRow): Promise<Payment | TemporaryFailure> => {
     const signal = AbortSignal.timeout(options.taskTimeLimitMs);
     try {
       return await gateway.pay(
@@ -178,8 +129,8 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
         signal,
       );
     } catch (error) {
-      if (error instanceof TemporaryGatewayError) return error;
-      if (signal.aborted) return new TemporaryGatewayError(`no answer within ${options.taskTimeLimitMs} ms`);
+      const failure = asTemporaryFailure(error, signal, options);
+      if (failure) return failure;
       throw error;
     }
   };
@@ -193,46 +144,40 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
       plog.debug("nothing to claim: the payout is gone, final, or held by another worker");
       return {};
     }
+    if (claimed.status !== "PROCESSING" || claimed.attempts < 1) {
+      throw new Error(`a claim returned a payout in ${claimed.status} with ${claimed.attempts} attempts`);
+    }
     const attempt = claimed.attempts;
-    plog.info("payout status changed", { status: "PROCESSING", attempt });
-    payoutStatusChanges.inc({ status: "PROCESSING" });
+    recordStatusChange(plog, "PROCESSING", { attempt });
 
     const callStarted = performance.now();
     const result = await callGateway(claimed);
-    gatewayCallDuration.observe((performance.now() - callStarted) / 1000, {
-      outcome: result instanceof TemporaryGatewayError ? "failure" : "success",
-    });
-    if (!(result instanceof TemporaryGatewayError)) {
+    const failed = "temporary" in result;
+    gatewayCallDuration.observe((performance.now() - callStarted) / 1000, { outcome: failed ? "failure" : "success" });
+    if (!failed) {
       if (await persist(() => complete(claimed))) {
-        plog.info("payout status changed", { status: "COMPLETED", attempt, reference: result.reference });
-        payoutStatusChanges.inc({ status: "COMPLETED" });
+        recordStatusChange(plog, "COMPLETED", { attempt, reference: result.reference });
       }
       return {};
     }
 
-    if (attempt < options.maxAttempts) {
-      const retryAfterMs = retryDelayMs(options.retryBaseDelayMs, attempt);
+    const retryAfterMs = nextAttemptAfterMs(options, attempt);
+    if (retryAfterMs !== undefined) {
       payoutRetries.inc();
-      plog.warn("gateway attempt failed; will retry", {
-        attempt,
-        retry_after_ms: retryAfterMs,
-        reason: result.message,
-      });
+      plog.warn("gateway attempt failed; will retry", { attempt, retry_after_ms: retryAfterMs, reason: result.reason });
       return { retryAfterMs };
     }
     // Before giving up, ask whether an unanswered call paid after all: FAILED must mean no money moved.
     const payment = await gateway.lookup(claimed.id);
     if (payment) {
       if (await persist(() => complete(claimed))) {
-        plog.info("payout status changed", { status: "COMPLETED", attempt, reference: payment.reference });
-        payoutStatusChanges.inc({ status: "COMPLETED" });
+        recordStatusChange(plog, "COMPLETED", { attempt, reference: payment.reference });
       }
       return {};
     }
-    const reason = `gateway failed ${attempt} times; last error: ${result.message}`;
+    const reason = `gateway failed ${attempt} times; last error: ${result.reason}`;
     if (await persist(() => fail(claimed, reason))) {
-      plog.warn("payout status changed", { status: "FAILED", attempt, failure_reason: reason });
-      payoutStatusChanges.inc({ status: "FAILED" });
+      recordStatusChange(plog, "FAILED", { attempt, failure_reason: reason });
     }
     return {};
   };

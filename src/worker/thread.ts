@@ -9,8 +9,7 @@ import { connectPostgres } from "../db/client";
 import { useLogger } from "../lifecycle";
 import { createLogger } from "../log";
 import { registry } from "../metrics";
-import { rabbitConsumer } from "../queue/rabbitmq";
-import { consumerOptions, startProcessing } from "./processor";
+import { brokerConsumer, startProcessing } from "../wiring";
 
 declare const self: Worker;
 
@@ -20,7 +19,7 @@ useLogger(log);
 if (!config.databaseUrl || !config.amqpUrl) throw new Error("worker threads need DATABASE_URL and AMQP_URL");
 
 const database = connectPostgres(config.databaseUrl, config.dbPoolSize, "payouts-worker");
-const consumer = rabbitConsumer(config.amqpUrl, consumerOptions(config), log);
+const consumer = brokerConsumer(config, config.amqpUrl, log);
 await startProcessing(config, database, consumer, log);
 self.postMessage({ type: "started" });
 

@@ -2,8 +2,8 @@
 // and its /health there, which the image's healthcheck asks for this role.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { containerArgs, roleIsHealthy } from "../../src/api/healthcheck";
-import { rabbitPublisher } from "../../src/queue/rabbitmq";
-import { retryDelays } from "../../src/worker/processor";
+import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
+import { retryDelays } from "../../src/worker/retry-policy";
 import { eventually, log, testApi, testDatabase } from "../helpers";
 import { freePort, killSpawned, sample, spawnRole } from "./processes";
 

@@ -5,11 +5,11 @@ import { loadConfig } from "../../src/config";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../../src/errors";
 import { payoutService } from "../../src/payouts/service";
 import { moveTo } from "../fixtures";
-import { testDatabase } from "../helpers";
+import { log, testDatabase } from "../helpers";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const service = payoutService(database.db, database.availability, loadConfig({}).idempotencyKeyTtlMs);
+const service = payoutService(database.db, database.availability, loadConfig({}).idempotencyKeyTtlMs, log);
 const input = { amount: "10.00", currency: "RUB" as const, recipient_details: "x", comment: "" };
 
 /** The error a promise rejects with; fails the test if it resolves. */

@@ -2,7 +2,7 @@
 // (`--role=api`) goes through the proxy and the worker, in this process, consumes from the real
 // broker and runs no relay: only the api can publish.
 import { expect, test } from "bun:test";
-import { QUEUE } from "../../src/queue/rabbitmq";
+import { QUEUE } from "../../src/queue/rabbitmq/topology";
 import { eventually } from "../helpers";
 import {
   freePort,

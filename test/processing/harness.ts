@@ -14,15 +14,11 @@ import { simulatedGateway } from "../../src/gateway/simulated";
 import { createLogger, type Logger } from "../../src/log";
 import { createOutbox, type OutboxOptions } from "../../src/queue/outbox";
 import type { Consumer, PayoutMessage, Publisher } from "../../src/queue/port";
-import {
-  DEAD_LETTER_QUEUE,
-  declareTopology,
-  QUEUE,
-  rabbitConsumer,
-  rabbitPublisher,
-  retryQueue,
-} from "../../src/queue/rabbitmq";
-import { createProcessor, type ProcessorOptions, retryDelays } from "../../src/worker/processor";
+import { rabbitConsumer } from "../../src/queue/rabbitmq/consumer";
+import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
+import { DEAD_LETTER_QUEUE, declareTopology, QUEUE, retryQueue } from "../../src/queue/rabbitmq/topology";
+import { createProcessor } from "../../src/worker/processor";
+import { type RetryPolicy, retryDelays } from "../../src/worker/retry-policy";
 import { eventually, resetDatabase, testApi, testDatabase } from "../helpers";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -38,7 +34,7 @@ export const quiet: Logger = LOG_LEVEL
 export const amqpUrl = () => process.env.AMQP_URL as string;
 
 /** The processing settings of the tests unless one says otherwise: the defaults of the config. */
-export const PROCESSING: ProcessorOptions = { maxAttempts: 5, retryBaseDelayMs: 1000, taskTimeLimitMs: 60_000 };
+export const PROCESSING: RetryPolicy = { maxAttempts: 5, retryBaseDelayMs: 1000, taskTimeLimitMs: 60_000 };
 // Every retry delay a test configures, so that each retry queue exists and is purged between tests.
 const RETRY_DELAYS = [
   ...retryDelays(PROCESSING),
@@ -163,7 +159,7 @@ export async function startApi(database: Database) {
   };
 }
 
-export type WorkerOptions = Partial<ProcessorOptions> & {
+export type WorkerOptions = Partial<RetryPolicy> & {
   concurrency?: number;
   latencyMs?: number;
   failureRate?: number;
@@ -176,7 +172,7 @@ export type WorkerOptions = Partial<ProcessorOptions> & {
 export async function startWorker(broker: Broker, options: WorkerOptions = {}): Promise<Consumer> {
   const database = testDatabase(5);
   cleanups.push(() => database.close());
-  const processing: ProcessorOptions = {
+  const processing: RetryPolicy = {
     maxAttempts: options.maxAttempts ?? PROCESSING.maxAttempts,
     retryBaseDelayMs: options.retryBaseDelayMs ?? PROCESSING.retryBaseDelayMs,
     taskTimeLimitMs: options.taskTimeLimitMs ?? PROCESSING.taskTimeLimitMs,

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { DEAD_LETTER_QUEUE, QUEUE } from "../../src/queue/rabbitmq";
+import { DEAD_LETTER_QUEUE, QUEUE } from "../../src/queue/rabbitmq/topology";
 import { eventually } from "../helpers";
 import { processingFixtures, reaches, startApi, startWorker } from "./harness";
 

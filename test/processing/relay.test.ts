@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { isNull, sql } from "drizzle-orm";
 import { payouts } from "../../src/db/schema";
-import { QUEUE } from "../../src/queue/rabbitmq";
+import { QUEUE } from "../../src/queue/rabbitmq/topology";
 import { eventually } from "../helpers";
 import {
   insertPayout,

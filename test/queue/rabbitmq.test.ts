@@ -1,15 +1,10 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import amqp from "amqplib";
 import type { Delivery } from "../../src/queue/port";
-import {
-  declareTopology,
-  parseMessage,
-  QUEUE,
-  rabbitConsumer,
-  rabbitPublisher,
-  retryQueue,
-} from "../../src/queue/rabbitmq";
-import { retryDelays } from "../../src/worker/processor";
+import { parseMessage, rabbitConsumer } from "../../src/queue/rabbitmq/consumer";
+import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
+import { declareTopology, QUEUE, retryQueue } from "../../src/queue/rabbitmq/topology";
+import { retryDelays } from "../../src/worker/retry-policy";
 import { eventually } from "../helpers";
 import {
   amqpUrl,

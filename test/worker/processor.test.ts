@@ -4,7 +4,8 @@ import { afterAll, beforeEach, expect, test } from "bun:test";
 import { simulatedGatewayPayments } from "../../src/db/schema";
 import { type PayoutGateway, type PayRequest, TemporaryGatewayError } from "../../src/gateway/port";
 import { simulatedGateway } from "../../src/gateway/simulated";
-import { createProcessor, type ProcessorOptions } from "../../src/worker/processor";
+import { createProcessor } from "../../src/worker/processor";
+import type { RetryPolicy } from "../../src/worker/retry-policy";
 import { eventually, resetDatabase, testDatabase } from "../helpers";
 import { insertPayout, ledger, quiet as log, payout } from "../processing/harness";
 
@@ -32,7 +33,7 @@ function scriptedGateway() {
   return { gateway, call };
 }
 
-const options = (maxAttempts: number): ProcessorOptions => ({
+const options = (maxAttempts: number): RetryPolicy => ({
   maxAttempts,
   retryBaseDelayMs: 100,
   taskTimeLimitMs: 10_000,

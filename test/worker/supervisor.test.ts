@@ -9,7 +9,8 @@ import { quiet as log } from "../processing/harness";
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).href;
 
 test("a thread that dies is started again, and stop() ends the restarts", async () => {
-  const file = join(tmpdir(), "payouts-crashing-thread.log");
+  // The fixture's file is named after this process (its threads share the pid).
+  const file = join(tmpdir(), `payouts-crashing-thread-${process.pid}.log`);
   rmSync(file, { force: true });
   const starts = () => {
     try {
@@ -26,6 +27,7 @@ test("a thread that dies is started again, and stop() ends the restarts", async 
   await Bun.sleep(1500);
   expect(starts()).toBe(stoppedAt);
   expect(threads.size).toBe(0);
+  rmSync(file, { force: true });
 }, 20_000);
 
 test("stop() asks every thread to drain and waits for each answer", async () => {

@@ -1,0 +1,66 @@
+import type { Config } from "../config";
+import { TemporaryGatewayError } from "../gateway/port";
+
+/**
+ * When a payout is tried again and when it is given up: every rule of it in one place, read by the
+ * processor (attempts, backoff), the queues (retry queues, hand-backs) and the relay (when a
+ * PROCESSING payout counts as lost).
+ */
+export type RetryPolicy = Pick<Config, "maxAttempts" | "retryBaseDelayMs" | "taskTimeLimitMs">;
+
+export const retryPolicy = ({ maxAttempts, retryBaseDelayMs, taskTimeLimitMs }: Config): RetryPolicy => ({
+  maxAttempts,
+  retryBaseDelayMs,
+  taskTimeLimitMs,
+});
+
+// The backoff stops growing here. Each delay is a retry queue's TTL, and RabbitMQ refuses a TTL of
+// years: uncapped, a MAX_ATTEMPTS of a few dozen would fail the topology on every connect.
+const MAX_RETRY_DELAY_MS = 3_600_000;
+
+/** A message whose handler threw, and whose retry could not be sent either, is handed back after this. */
+export const HAND_BACK_AFTER_MS = 1000;
+
+/** Delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ..., at most an hour. */
+export const retryDelayMs = (baseMs: number, attempt: number) =>
+  Math.min(baseMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+
+/**
+ * Every retry delay a payout can wait, for the broker's retry queues; never empty, since a message
+ * whose handler failed waits out the first delay too, even with MAX_ATTEMPTS=1.
+ */
+export const retryDelays = (policy: RetryPolicy) =>
+  Array.from({ length: Math.max(1, policy.maxAttempts - 1) }, (_, i) => retryDelayMs(policy.retryBaseDelayMs, i + 1));
+
+/** The retry delay closest to `wanted` among those that exist as queues. */
+export const nearestDelay = (delays: number[], wanted: number): number =>
+  delays.reduce((best, d) => (Math.abs(d - wanted) < Math.abs(best - wanted) ? d : best), delays[0] ?? wanted);
+
+/**
+ * How long a PROCESSING payout may go without a claim or a publish before the relay counts its
+ * message as lost: longer than a gateway call plus the longest retry wait, so a live holder is
+ * never taken over.
+ */
+export const stuckAfterMs = (policy: RetryPolicy) =>
+  policy.taskTimeLimitMs + Math.max(0, ...retryDelays(policy)) + 60_000;
+
+/** The delay before the attempt after `attempt`, or undefined when that was the last one. */
+export const nextAttemptAfterMs = (policy: RetryPolicy, attempt: number): number | undefined =>
+  attempt < policy.maxAttempts ? retryDelayMs(policy.retryBaseDelayMs, attempt) : undefined;
+
+/** A gateway call that may succeed if tried again. */
+export type TemporaryFailure = { temporary: true; reason: string };
+
+/**
+ * What counts as temporary: the gateway said so, or it gave no answer within TASK_TIME_LIMIT_MS.
+ * Anything else thrown is not a gateway's answer but a fault of ours (undefined).
+ */
+export function asTemporaryFailure(
+  error: unknown,
+  signal: AbortSignal,
+  policy: RetryPolicy,
+): TemporaryFailure | undefined {
+  if (error instanceof TemporaryGatewayError) return { temporary: true, reason: error.message };
+  if (signal.aborted) return { temporary: true, reason: `no answer within ${policy.taskTimeLimitMs} ms` };
+  return undefined;
+}
