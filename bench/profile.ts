@@ -7,7 +7,7 @@
 // Bun profiles a process's main thread only, so the drain is profiled in role `all`, whose main
 // thread runs the same consumer, processor and gateway code as a worker thread.
 import { readdirSync, readFileSync, rmSync } from "node:fs";
-import { QUEUE } from "../src/queue/rabbitmq";
+import { QUEUE } from "../src/queue/rabbitmq/topology";
 import {
   awaitDrained,
   benchEnvironment,

@@ -20,7 +20,7 @@ import { PAGE_LIMIT_MAX } from "../src/payouts/model";
 import { pageQuery } from "../src/payouts/service";
 import { nextCursor, validateListQuery } from "../src/payouts/validation";
 import { createOutbox } from "../src/queue/outbox";
-import { processorOptions, retryDelays } from "../src/worker/processor";
+import { outboxOptions } from "../src/wiring";
 import {
   benchEnvironment,
   CONNECTIONS,
@@ -221,16 +221,9 @@ async function explainRelay(): Promise<string> {
     publish: () => Promise.reject(new Error("bench: not publishing")),
     close: async () => {},
   };
-  // Intervals as main.ts's outboxOptions sets them by default: they are parameters of the query,
+  // The options the roles run with (src/wiring.ts): their intervals are parameters of the query,
   // so other values would not change its plan.
-  const config = loadConfig();
-  const options = {
-    intervalMs: config.relayIntervalMs,
-    graceMs: 5000,
-    republishAfterMs: config.relayRepublishAfterMs,
-    stuckAfterMs: config.taskTimeLimitMs + Math.max(0, ...retryDelays(processorOptions(config))) + 60_000,
-  };
-  const outbox = createOutbox(db, publisher, options, createLogger("error", "json"));
+  const outbox = createOutbox(db, publisher, outboxOptions(loadConfig()), createLogger("error", "json"));
   await outbox.relayOnce().catch(() => {});
   await client.end();
   const select = statements.find((s) => /^select/i.test(s.query) && /for update/i.test(s.query));
