@@ -143,7 +143,13 @@ export const openapiDocs = new Elysia({ name: "openapi" })
           version: "1.0.0",
           description:
             "Payout requests, processed asynchronously. Errors are application/problem+json (RFC 9457). Amounts are decimal strings with two fraction digits.",
+          // The package is private and ships under no open-source licence.
+          license: { name: "Proprietary", identifier: "LicenseRef-Proprietary" },
         },
+        // Relative: the service that serves this document, wherever it is deployed.
+        servers: [{ url: "/", description: "this service" }],
+        // No authentication by design: the api runs behind one (an API gateway, mTLS, oauth2-proxy).
+        security: [],
         tags: [{ name: "payouts", description: "Payout requests" }],
         components: {
           schemas: {
