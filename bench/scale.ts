@@ -233,10 +233,14 @@ async function explainRelay(): Promise<string> {
   return `${select.query}\n-- params: ${JSON.stringify(select.params)}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`;
 }
 
+/** Each table and index of more than 64 kB; for a B-tree, how full its leaf pages are. */
 async function sizes() {
-  return sql<{ name: string; kind: string; size: string; bytes: number }[]>`
+  await sql`CREATE EXTENSION IF NOT EXISTS pgstattuple`;
+  return sql<{ name: string; kind: string; size: string; density: number | null }[]>`
     SELECT c.relname AS name, CASE c.relkind WHEN 'i' THEN 'index' ELSE 'table' END AS kind,
-           pg_size_pretty(pg_relation_size(c.oid)) AS size, pg_relation_size(c.oid)::bigint AS bytes
+           pg_size_pretty(pg_relation_size(c.oid)) AS size,
+           CASE WHEN c.relkind = 'i' AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
+                THEN (pgstatindex(c.oid)).avg_leaf_density END AS density
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') AND pg_relation_size(c.oid) > 65536
     ORDER BY pg_relation_size(c.oid) DESC`;
@@ -349,8 +353,8 @@ try {
       `${SMALL_ROWS.toLocaleString("en")} payouts, sorting: ${small.plans.sorted.join("; ") || "none"}; ${large.plans.plans} at ` +
       `${ROWS.toLocaleString("en")}, sorting: ${large.plans.sorted.join("; ") || "none"}.\n\n` +
       `The relay's query at ${ROWS.toLocaleString("en")} payouts:\n\n\`\`\`\n${relay}\n\`\`\`\n\n` +
-      "Sizes:\n\n| relation | kind | size |\n|---|---|---|\n" +
-      `${relations.map((r) => `| ${r.name} | ${r.kind} | ${r.size} |`).join("\n")}\n\n` +
+      "Sizes:\n\n| relation | kind | size | leaf pages full (B-tree) |\n|---|---|---|---|\n" +
+      `${relations.map((r) => `| ${r.name} | ${r.kind} | ${r.size} | ${r.density === null ? "" : `${r.density}%`} |`).join("\n")}\n\n` +
       `Writes since the preload (pg_stat_user_tables; autovacuum is ${(await sql`SHOW autovacuum`)[0]?.autovacuum} here):\n\n` +
       "| table | inserted | updated | HOT updated | dead rows | live rows |\n|---|---|---|---|---|---|\n" +
       `${stats.map((s) => `| ${s.name} | ${s.ins} | ${s.upd} | ${s.hot} (${s.upd ? Math.round((100 * s.hot) / s.upd) : 0}%) | ${s.dead} | ${s.live} |`).join("\n")}\n\n` +
