@@ -1,6 +1,8 @@
 import { Elysia } from "elysia";
 import type { Database } from "../db/client";
 import { schemaCheck } from "../db/migrate";
+import { eventRoutes } from "../events/routes";
+import { eventService } from "../events/service";
 import type { Logger } from "../log";
 import { metricsResponse, registry } from "../metrics";
 import { payoutService } from "../payouts/service";
@@ -131,7 +133,8 @@ export function createApp({ database, log, onCreated, brokerConnected, idempoten
     })
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, log), onCreated));
+    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, log), onCreated))
+    .use(eventRoutes(eventService(database.db)));
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

@@ -2,6 +2,7 @@ import { openapi } from "@elysiajs/openapi";
 import { type DocumentDecoration, Elysia } from "elysia";
 import css from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import bundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
+import { EventPage, PayoutEvent } from "../events/model";
 import {
   CreatePayoutBody,
   IdempotencyKey,
@@ -150,7 +151,10 @@ export const openapiDocs = new Elysia({ name: "openapi" })
         servers: [{ url: "/", description: "this service" }],
         // No authentication by design: the api runs behind one (an API gateway, mTLS, oauth2-proxy).
         security: [],
-        tags: [{ name: "payouts", description: "Payout requests" }],
+        tags: [
+          { name: "payouts", description: "Payout requests" },
+          { name: "events", description: "The audit trail: every change of every payout" },
+        ],
         components: {
           schemas: {
             Payout,
@@ -161,6 +165,8 @@ export const openapiDocs = new Elysia({ name: "openapi" })
               properties: { ...PayoutPage.properties, results: { type: "array", items: ref("Payout") } },
             },
             Problem: ProblemSchema,
+            PayoutEvent,
+            EventPage,
             // biome-ignore lint/suspicious/noExplicitAny: TypeBox schemas are JSON Schema objects
           } as any,
         },

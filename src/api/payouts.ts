@@ -20,12 +20,12 @@ function idempotencyKey(headers: Headers): string | undefined {
   return key;
 }
 
-function payoutId(id: string): string {
+export function payoutId(id: string): string {
   if (!isUuid(id)) throw new NotFound();
   return id.toLowerCase();
 }
 
-const json = (body: unknown, status: number, headers: Record<string, string> = {}) =>
+export const json = (body: unknown, status: number, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), {
     status,
     headers: { "content-type": "application/json; charset=utf-8", ...headers },

@@ -1,8 +1,10 @@
 import { sql } from "drizzle-orm";
 import {
+  boolean,
   check,
   index,
   integer,
+  json,
   jsonb,
   numeric,
   pgEnum,
@@ -13,10 +15,14 @@ import {
   uuid,
   varchar,
 } from "drizzle-orm/pg-core";
+import { EVENT_TYPES } from "../events/model";
 import { CURRENCIES, STATUSES } from "../payouts/model";
+import { DELIVERY_STATUSES } from "../webhooks/model";
 
 export const currencyEnum = pgEnum("currency", CURRENCIES);
 export const payoutStatusEnum = pgEnum("payout_status", STATUSES);
+export const eventTypeEnum = pgEnum("payout_event_type", EVENT_TYPES);
+export const deliveryStatusEnum = pgEnum("webhook_delivery_status", DELIVERY_STATUSES);
 
 // Millisecond precision: what the API shows is exactly what is stored, so a cursor built from a
 // response finds its row again.
@@ -94,4 +100,78 @@ export const simulatedGatewayPayments = pgTable("simulated_gateway_payments", {
   createdAt: instant("created_at").notNull().defaultNow(),
 });
 
+/**
+ * The audit trail: one row per change of a payout, written by the payouts trigger in the change's
+ * own transaction (drizzle/0005_events.sql), never updated or deleted, kept after the payout is.
+ * The id is a UUID v7 made in SQL from the same millisecond as created_at, so ordering by id is
+ * ordering by time: one index serves every list and a created_at bound is an id bound.
+ */
+export const payoutEvents = pgTable(
+  "payout_events",
+  {
+    id: uuid("id").primaryKey(),
+    type: eventTypeEnum("type").notNull(),
+    payoutId: uuid("payout_id").notNull(),
+    attempt: smallint("attempt"),
+    createdAt: instant("created_at").notNull(),
+    /** The payout as the API shows it, built by the trigger; json keeps the API's key order. */
+    data: json("data").notNull(),
+  },
+  (t) => [index("payout_events_payout_idx").on(t.payoutId, t.id), index("payout_events_type_idx").on(t.type, t.id)],
+);
+
+/** Receivers of events. The secret signs deliveries and is never shown after create or rotate. */
+export const webhookEndpoints = pgTable("webhook_endpoints", {
+  id: uuid("id").primaryKey(),
+  url: varchar("url", { length: 2048 }).notNull(),
+  eventTypes: eventTypeEnum("event_types").array().notNull(),
+  description: varchar("description", { length: 255 }).notNull().default(""),
+  enabled: boolean("enabled").notNull().default(true),
+  disabledReason: text("disabled_reason"),
+  secret: text("secret").notNull(),
+  /** The secret before the last rotation: it still signs until previous_secret_expires_at. */
+  previousSecret: text("previous_secret"),
+  previousSecretExpiresAt: instant("previous_secret_expires_at"),
+  /** Deliveries in a row that ended failed; WEBHOOK_DISABLE_AFTER of them disable the endpoint. */
+  consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+  createdAt: instant("created_at").notNull().defaultNow(),
+  updatedAt: instant("updated_at").notNull().defaultNow(),
+});
+
+/**
+ * One row per (event, endpoint subscribed to it when the event happened), inserted by the events
+ * trigger in the event's transaction. No foreign keys: a payout write must never fail because an
+ * endpoint was deleted at the same moment; deliveries of a deleted endpoint are deleted with it.
+ */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: uuid("id").primaryKey(),
+    endpointId: uuid("endpoint_id").notNull(),
+    eventId: uuid("event_id").notNull(),
+    eventType: eventTypeEnum("event_type").notNull(),
+    status: deliveryStatusEnum("status").notNull().default("pending"),
+    /** Attempts started so far; counted when an attempt is claimed, so it is also its token. */
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: instant("next_attempt_at").notNull().defaultNow(),
+    /** The lease of the attempt in flight: until then no other worker may start one. */
+    lockedUntil: instant("locked_until"),
+    lastAttemptAt: instant("last_attempt_at"),
+    lastResponseStatus: integer("last_response_status"),
+    lastError: text("last_error"),
+    /** The event's created_at: deliveries list newest first, like events. */
+    createdAt: instant("created_at").notNull(),
+  },
+  (t) => [
+    index("webhook_deliveries_endpoint_idx").on(t.endpointId, t.id),
+    // The delivery loop's one read: due pending deliveries, oldest first.
+    index("webhook_deliveries_due_idx")
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending'`),
+  ],
+);
+
 export type PayoutRow = typeof payouts.$inferSelect;
+export type PayoutEventRow = typeof payoutEvents.$inferSelect;
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

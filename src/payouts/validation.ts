@@ -93,86 +93,65 @@ export const isIdempotencyKey = (key: string) => keyCheck.Check(key);
 
 export type Cursor = Position;
 
-export type ListQuery = {
-  limit: number;
-  cursor?: Cursor;
+/** What every list's query holds: a page size and, past the first page, where the last one ended. */
+export type PageQuery = { limit: number; cursor?: Cursor };
+
+export type ListQuery = PageQuery & {
   status?: Status;
   currency?: Currency;
   createdAfter?: Date;
   createdBefore?: Date;
 };
 
-type ListParams = {
-  limit?: number;
-  cursor?: CursorToken;
-  status?: Status;
-  currency?: Currency;
-  created_after?: Date;
-  created_before?: Date;
+/**
+ * A cursor list: the schema of its query parameters (limit and cursor included), how the decoded
+ * parameters become its query, and its filters written back as query parameters, which is what a
+ * cursor carries and compares.
+ */
+export type ListSpec<Q extends PageQuery> = {
+  check: TypeCheck<TSchema>;
+  toQuery: (params: Record<string, unknown>) => Q;
+  filters: (query: Q) => Record<string, string | undefined>;
 };
 
-const FILTERS = ["status", "currency", "created_after", "created_before"] as const;
-
-/** Query parameters given once each, checked against ListQueryParams. */
-function readParams(params: [string, string][]): Validated<ListParams> {
+/** Query parameters given once each, checked against the list's schema. */
+function readParams(check: TypeCheck<TSchema>, params: [string, string][]): Validated<Record<string, unknown>> {
   const counts = new Map<string, number>();
   for (const [field] of params) counts.set(field, (counts.get(field) ?? 0) + 1);
   const repeated = [...counts].filter(([, n]) => n > 1).map(([field]) => field);
   // Object.fromEntries defines own properties: a parameter named __proto__ is just a name.
   const query = Object.fromEntries(params.filter(([field]) => !repeated.includes(field)));
-  const errors = listCheck.Check(query) ? [] : refusals(listCheck, query, new Set(), "is not a known query parameter");
+  const errors = check.Check(query) ? [] : refusals(check, query, new Set(), "is not a known query parameter");
   for (const field of repeated) errors.push({ field, message: "must be given once" });
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: listCheck.Decode(query) as ListParams };
-}
-
-/** The query parameters that make a list (its first page's), as a cursor carries them. */
-export function listParams(query: ListQuery): Record<string, string | undefined> {
-  return {
-    limit: `${query.limit}`,
-    status: query.status,
-    currency: query.currency,
-    created_after: query.createdAfter?.toISOString(),
-    created_before: query.createdBefore?.toISOString(),
-  };
+  return { ok: true, value: check.Decode(query) as Record<string, unknown> };
 }
 
 /** The cursor of the page after the one that ended at `last`, in the list `query` asked for. */
-export const nextCursor = (last: Position, query: ListQuery) => encodeCursor(last, listParams(query));
-
-const toListQuery = (params: ListParams): ListQuery => ({
-  limit: params.limit ?? PAGE_LIMIT_DEFAULT,
-  status: params.status,
-  currency: params.currency,
-  createdAfter: params.created_after,
-  createdBefore: params.created_before,
-});
-
-const sameFilters = (a: ListQuery, b: ListQuery) =>
-  a.status === b.status &&
-  a.currency === b.currency &&
-  a.createdAfter?.getTime() === b.createdAfter?.getTime() &&
-  a.createdBefore?.getTime() === b.createdBefore?.getTime();
+export const nextListCursor = <Q extends PageQuery>(last: Position, query: Q, spec: ListSpec<Q>) =>
+  encodeCursor(last, { limit: `${query.limit}`, ...spec.filters(query) });
 
 /**
  * The list a request asks for. With a cursor, the list is the cursor's: its filters apply whether
  * or not the request repeats them, and filters that differ from them are refused rather than
  * silently mixed into another list. A limit given with a cursor changes only the page size.
  */
-export function validateListQuery(search: URLSearchParams): Validated<ListQuery> {
-  const read = readParams([...search]);
+export function validateList<Q extends PageQuery>(search: URLSearchParams, spec: ListSpec<Q>): Validated<Q> {
+  const read = readParams(spec.check, [...search]);
   if (!read.ok) return read;
-  const { cursor } = read.value;
-  const query = toListQuery(read.value);
+  const cursor = read.value.cursor as CursorToken | undefined;
+  const query = spec.toQuery(read.value);
   if (!cursor) return { ok: true, value: query };
-  const refused = (message: string): Validated<ListQuery> => ({ ok: false, errors: [{ field: "cursor", message }] });
+  const refused = (message: string): Validated<Q> => ({ ok: false, errors: [{ field: "cursor", message }] });
   // The cursor's own list is checked as a query would be: one that fails was not issued here.
-  const own = readParams(Object.entries(cursor.list));
+  const own = readParams(spec.check, Object.entries(cursor.list));
   if (!own.ok) return refused("is not a cursor this service issued");
-  const list = toListQuery(own.value);
-  const sent = FILTERS.filter((filter) => search.has(filter));
-  const listFilters = FILTERS.filter((filter) => Object.hasOwn(cursor.list, filter));
-  if (sent.length > 0 && (sent.length !== listFilters.length || !sameFilters(query, list))) {
+  const list = spec.toQuery(own.value);
+  const filters = Object.keys(spec.filters(query));
+  const sent = filters.filter((filter) => search.has(filter));
+  const listFilters = filters.filter((filter) => Object.hasOwn(cursor.list, filter));
+  const sameFilters = JSON.stringify(spec.filters(query)) === JSON.stringify(spec.filters(list));
+  if (sent.length > 0 && (sent.length !== listFilters.length || !sameFilters)) {
     return refused("belongs to a list with other filters: send it alone, or with the filters of its first page");
   }
   return {
@@ -180,3 +159,24 @@ export function validateListQuery(search: URLSearchParams): Validated<ListQuery>
     value: { ...list, limit: search.has("limit") ? query.limit : list.limit, cursor: cursor.position },
   };
 }
+
+const payoutList: ListSpec<ListQuery> = {
+  check: listCheck,
+  toQuery: (params) => ({
+    limit: (params.limit as number | undefined) ?? PAGE_LIMIT_DEFAULT,
+    status: params.status as Status | undefined,
+    currency: params.currency as Currency | undefined,
+    createdAfter: params.created_after as Date | undefined,
+    createdBefore: params.created_before as Date | undefined,
+  }),
+  filters: (query) => ({
+    status: query.status,
+    currency: query.currency,
+    created_after: query.createdAfter?.toISOString(),
+    created_before: query.createdBefore?.toISOString(),
+  }),
+};
+
+export const validateListQuery = (search: URLSearchParams) => validateList(search, payoutList);
+
+export const nextCursor = (last: Position, query: ListQuery) => nextListCursor(last, query, payoutList);

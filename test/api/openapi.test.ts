@@ -50,6 +50,8 @@ describe("the document", () => {
         "GET /api/payouts/{id}/",
         "PATCH /api/payouts/{id}/",
         "DELETE /api/payouts/{id}/",
+        "GET /api/payouts/{id}/events/",
+        "GET /api/events/",
       ].sort(),
     );
   });
@@ -60,6 +62,8 @@ describe("the document", () => {
     ["/api/payouts/{id}/", "get", ["200", "404", "500", "503"]],
     ["/api/payouts/{id}/", "patch", ["200", "400", "404", "409", "413", "415", "500", "503"]],
     ["/api/payouts/{id}/", "delete", ["204", "404", "409", "500", "503"]],
+    ["/api/payouts/{id}/events/", "get", ["200", "400", "404", "500", "503"]],
+    ["/api/events/", "get", ["200", "400", "500", "503"]],
   ];
   for (const [path, method, statuses] of expectedResponses) {
     test(`${method.toUpperCase()} ${path} lists its responses, errors as problem+json`, () => {

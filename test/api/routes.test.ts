@@ -136,6 +136,8 @@ describe("405 and Allow, from the app's own routes", () => {
   const allow: Record<string, string> = {
     "/api/payouts/": "GET, POST",
     "/api/payouts/:id/": "GET, PATCH, DELETE",
+    "/api/payouts/:id/events/": "GET",
+    "/api/events/": "GET",
     "/swagger": "GET",
     "/swagger/json": "GET",
     "/swagger/assets/swagger-ui.css": "GET",

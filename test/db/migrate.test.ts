@@ -31,8 +31,22 @@ async function state(url: string) {
 }
 
 const expectedSchema = {
-  tables: ["idempotency_keys", "payouts", "simulated_gateway_payments"],
-  triggers: ["payouts_keep_moving_money", "payouts_status_machine"],
+  tables: [
+    "idempotency_keys",
+    "payout_events",
+    "payouts",
+    "simulated_gateway_payments",
+    "webhook_deliveries",
+    "webhook_endpoints",
+  ],
+  triggers: [
+    "payout_events_append_only",
+    "payouts_events_on_delete",
+    "payouts_events_on_insert",
+    "payouts_events_on_update",
+    "payouts_keep_moving_money",
+    "payouts_status_machine",
+  ],
 };
 
 test("running the migrator again on a migrated database changes nothing", async () => {

@@ -1,0 +1,103 @@
+import { Kind, type Static, Type, TypeRegistry } from "@sinclair/typebox";
+import { ListQueryParams, type Payout } from "../payouts/model";
+import { Enum, Explain, isUuid, Timestamp } from "../payouts/rules";
+
+/** What can happen to a payout; each change appends one event of one of these types. */
+export const EVENT_TYPES = [
+  "payout.created",
+  "payout.updated",
+  "payout.cancelled",
+  "payout.processing",
+  "payout.completed",
+  "payout.failed",
+  "payout.deleted",
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const EventTypeSchema = Enum(EVENT_TYPES, {
+  description:
+    "payout.created: stored; payout.updated: amount, currency, recipient_details or comment changed; payout.cancelled: set CANCELLED; payout.processing: a worker claimed it (every claim, retries and takeovers included); payout.completed: the gateway paid it; payout.failed: it became FAILED; payout.deleted: DELETE removed it.",
+});
+
+export const PayoutEvent = Type.Object(
+  {
+    id: Type.String({
+      format: "uuid",
+      description: "UUID v7: events sort by their id as by their created_at. Also the webhook-id of its deliveries.",
+    }),
+    type: EventTypeSchema,
+    payout_id: Type.String({ format: "uuid" }),
+    attempt: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+      description:
+        "payout.processing: the claim's attempt number; payout.completed: the attempt that paid; payout.failed: the last attempt; null for the other types.",
+    }),
+    created_at: Type.String({ format: "date-time" }),
+    data: Type.Unsafe<Static<typeof Payout>>({
+      $ref: "#/components/schemas/Payout",
+      description: "The payout right after the change (for payout.deleted: right before it).",
+    }),
+  },
+  {
+    description:
+      "One change of a payout, appended by PostgreSQL in the change's own transaction; never updated or deleted, kept after the payout is deleted.",
+    examples: [
+      {
+        id: "0193b6c2-7a10-7c3a-9a51-2f0c8e6d4b11",
+        type: "payout.completed",
+        payout_id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10",
+        attempt: 1,
+        created_at: "2026-11-26T10:15:31.001Z",
+        data: {
+          id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10",
+          amount: "1500.00",
+          currency: "RUB",
+          recipient_details: "40817810099910004312, BIC 044525225, Ivanov I.I.",
+          comment: "October bonus",
+          status: "COMPLETED",
+          failure_reason: null,
+          created_at: "2026-11-26T10:15:30.123Z",
+          updated_at: "2026-11-26T10:15:31.001Z",
+          processed_at: "2026-11-26T10:15:31.001Z",
+        },
+      },
+    ],
+  },
+);
+export type PayoutEvent = Static<typeof PayoutEvent>;
+
+export const EventPage = Type.Object({
+  results: Type.Array(Type.Unsafe({ $ref: "#/components/schemas/PayoutEvent" })),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
+});
+
+TypeRegistry.Set("Uuid", (_, value) => typeof value === "string" && isUuid(value));
+
+/** A UUID query parameter, in any case. */
+const Uuid = (description: string) =>
+  Type.Unsafe<string>({
+    [Kind]: "Uuid",
+    type: "string",
+    format: "uuid",
+    description,
+    [Explain]: () => "must be a UUID",
+  });
+
+const { limit, cursor } = ListQueryParams.properties;
+
+export const EventListQueryParams = Type.Object(
+  {
+    limit,
+    cursor,
+    type: Type.Optional(EventTypeSchema),
+    payout_id: Type.Optional(Uuid("Only this payout's events.")),
+    created_after: Type.Optional(
+      Timestamp({ description: "RFC 3339, years 0001 to 9999 UTC; events created at or after it." }),
+    ),
+    created_before: Type.Optional(
+      Timestamp({ description: "RFC 3339, years 0001 to 9999 UTC; events created strictly before it." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const HistoryQueryParams = Type.Object({ limit, cursor }, { additionalProperties: false });

@@ -1,0 +1,66 @@
+import { type DocumentDecoration, Elysia } from "elysia";
+import { responses } from "../api/openapi";
+import { json, payoutId } from "../api/payouts";
+import { ValidationFailed } from "../errors";
+import { PayoutIdParam } from "../payouts/model";
+import { EventListQueryParams, HistoryQueryParams } from "./model";
+import type { EventService } from "./service";
+import { validateEventListQuery, validateHistoryQuery } from "./validation";
+
+const page = {
+  200: {
+    description: "A page",
+    content: { "application/json": { schema: { $ref: "#/components/schemas/EventPage" } } },
+  },
+};
+/** OpenAPI query parameters from a query schema: the same schema validation reads. */
+export const queryParameters = (schema: { properties: Record<string, object> }) =>
+  Object.entries(schema.properties).map(([name, property]) => ({
+    name,
+    in: "query",
+    required: false,
+    schema: property,
+  }));
+
+const docs = {
+  history: {
+    tags: ["events"],
+    summary: "A payout's history, oldest first",
+    description:
+      "Every change of the payout, in the order it happened, also after the payout was deleted. An id that never was a payout is a 404 (so is one that is not a UUID). Payouts stored before the audit trail existed start their history at their next change.",
+    parameters: queryParameters(HistoryQueryParams),
+    responses: responses(page, [400, 404]),
+  },
+  list: {
+    tags: ["events"],
+    summary: "All events, newest first",
+    description:
+      "Keyset (cursor) pagination: every page costs the same however deep. Unknown or repeated query parameters are a 400.",
+    parameters: queryParameters(EventListQueryParams),
+    responses: responses(page, [400]),
+  },
+} as unknown as Record<"history" | "list", DocumentDecoration>;
+
+/** The audit trail: read-only, written by PostgreSQL itself. */
+export function eventRoutes(service: EventService) {
+  return new Elysia({ name: "events" })
+    .get(
+      "/api/payouts/:id/events/",
+      async ({ params, request }) => {
+        const id = payoutId(params.id);
+        const query = validateHistoryQuery(new URL(request.url).searchParams);
+        if (!query.ok) throw new ValidationFailed(query.errors, "query parameter");
+        return json(await service.history(id, query.value), 200);
+      },
+      { params: PayoutIdParam, detail: docs.history },
+    )
+    .get(
+      "/api/events/",
+      async ({ request }) => {
+        const query = validateEventListQuery(new URL(request.url).searchParams);
+        if (!query.ok) throw new ValidationFailed(query.errors, "query parameter");
+        return json(await service.list(query.value), 200);
+      },
+      { detail: docs.list },
+    );
+}

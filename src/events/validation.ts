@@ -1,0 +1,40 @@
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { PAGE_LIMIT_DEFAULT } from "../payouts/model";
+import { type ListSpec, type PageQuery, validateList } from "../payouts/validation";
+import { EventListQueryParams, type EventType, HistoryQueryParams } from "./model";
+
+export type EventListQuery = PageQuery & {
+  type?: EventType;
+  payoutId?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+};
+
+const limitOf = (params: Record<string, unknown>) => (params.limit as number | undefined) ?? PAGE_LIMIT_DEFAULT;
+
+export const eventList: ListSpec<EventListQuery> = {
+  check: TypeCompiler.Compile(EventListQueryParams),
+  toQuery: (params) => ({
+    limit: limitOf(params),
+    type: params.type as EventType | undefined,
+    payoutId: (params.payout_id as string | undefined)?.toLowerCase(),
+    createdAfter: params.created_after as Date | undefined,
+    createdBefore: params.created_before as Date | undefined,
+  }),
+  filters: (query) => ({
+    type: query.type,
+    payout_id: query.payoutId,
+    created_after: query.createdAfter?.toISOString(),
+    created_before: query.createdBefore?.toISOString(),
+  }),
+};
+
+/** A payout's history has no filters: the payout is in the path. */
+export const historyList: ListSpec<PageQuery> = {
+  check: TypeCompiler.Compile(HistoryQueryParams),
+  toQuery: (params) => ({ limit: limitOf(params) }),
+  filters: () => ({}),
+};
+
+export const validateEventListQuery = (search: URLSearchParams) => validateList(search, eventList);
+export const validateHistoryQuery = (search: URLSearchParams) => validateList(search, historyList);
