@@ -8,7 +8,10 @@ import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from
  * as RabbitMQ in one process. It keeps nothing across a restart; the outbox re-publishes what
  * was not finished (see `recoverInProcess`).
  */
-export function memoryQueue(concurrency: number, log: Logger): { publisher: Publisher; consumer: Consumer } {
+export function memoryQueue(
+  concurrency: number,
+  log: Logger,
+): { publisher: Publisher; consumer: Consumer & { readonly scheduled: number } } {
   const waiting: Delivery[] = [];
   const timers = new Set<Timer>();
   let handler: ((delivery: Delivery) => Promise<HandlerResult>) | undefined;
@@ -17,6 +20,8 @@ export function memoryQueue(concurrency: number, log: Logger): { publisher: Publ
   let drained: (() => void) | undefined;
 
   const later = (ms: number, delivery: Delivery) => {
+    // Closed: the process is stopping, and recovery at the next start publishes it again.
+    if (closed) return;
     const timer = setTimeout(() => {
       timers.delete(timer);
       waiting.push(delivery);
@@ -60,7 +65,7 @@ export function memoryQueue(concurrency: number, log: Logger): { publisher: Publ
     async close() {},
   };
 
-  const consumer: Consumer = {
+  const consumer: Consumer & { readonly scheduled: number } = {
     async start(h) {
       handler = h;
       pump();
@@ -68,6 +73,7 @@ export function memoryQueue(concurrency: number, log: Logger): { publisher: Publ
     async close() {
       closed = true;
       for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       if (inFlight > 0)
         await new Promise<void>((resolve) => {
           drained = resolve;
@@ -75,6 +81,10 @@ export function memoryQueue(concurrency: number, log: Logger): { publisher: Publ
     },
     get inFlight() {
       return inFlight;
+    },
+    /** Retries and hand-backs waiting for their time: with none and nothing in flight, nothing more comes. */
+    get scheduled() {
+      return timers.size;
     },
   };
   return { publisher, consumer };

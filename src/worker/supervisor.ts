@@ -52,6 +52,10 @@ export function startWorkerThreads(count: number, log: Logger, entry = THREAD_EN
   log.info("worker threads started", { count });
 
   return {
+    /** Restarts waiting for their delay; stop() cancels them all. */
+    get pendingRestarts() {
+      return restarts.size;
+    },
     get size() {
       return threads.size;
     },
@@ -73,6 +77,7 @@ export function startWorkerThreads(count: number, log: Logger, entry = THREAD_EN
     async stop(): Promise<void> {
       stopping = true;
       for (const timer of restarts) clearTimeout(timer);
+      restarts.clear();
       await Promise.all(
         [...threads].map(
           (thread) =>

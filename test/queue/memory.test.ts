@@ -54,7 +54,9 @@ test("a handler that asks for a retry gets the message back after the delay, as 
   await publisher.publish([{ id: id(1) }]);
   await eventually(async () => seen.length === 2);
   expect(seen[1]).toEqual({ id: id(1), resume: true, redelivered: false });
-  await Bun.sleep(50);
+  // The second answer asked for nothing: once it is done, nothing is in flight or scheduled.
+  await eventually(async () => consumer.inFlight === 0);
+  expect(consumer.scheduled).toBe(0);
   expect(seen).toHaveLength(2);
   await consumer.close();
 });
@@ -92,7 +94,9 @@ test("close() waits for the messages in flight, then nothing more is delivered o
   await closing;
   expect(finished).toBe(1);
   await expect(publisher.publish([{ id: id(3) }])).rejects.toThrow();
-  // Neither the waiting message nor the retry the finished one asked for comes back.
-  await Bun.sleep(50);
+  // Neither the waiting message nor the retry the finished one asked for comes back: nothing is
+  // scheduled, and a closed queue delivers nothing it holds.
+  expect(consumer.scheduled).toBe(0);
+  expect(consumer.inFlight).toBe(0);
   expect(seen).toEqual([id(1)]);
 });

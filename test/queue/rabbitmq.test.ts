@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import amqp from "amqplib";
+import { createLogger } from "../../src/log";
 import type { Delivery } from "../../src/queue/port";
 import { parseMessage, rabbitConsumer } from "../../src/queue/rabbitmq/consumer";
 import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
@@ -15,6 +16,12 @@ import {
   startBrokerProxy,
   stopEverything,
 } from "../processing/harness";
+
+/** A logger that keeps every line (debug included), parsed. */
+function capture() {
+  const lines: { msg: string }[] = [];
+  return { lines, log: createLogger("debug", "json", {}, (line) => lines.push(JSON.parse(line))) };
+}
 
 describe("parseMessage", () => {
   const id = "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10";
@@ -65,7 +72,8 @@ describe("the consumer's connection", () => {
   });
 
   test("a consumer closed before it connected never subscribes", async () => {
-    const consumer = rabbitConsumer(amqpUrl(), options, log);
+    const { lines, log: captured } = capture();
+    const consumer = rabbitConsumer(amqpUrl(), options, captured);
     onCleanup(() => consumer.close());
     const handled: Delivery[] = [];
     await consumer.start(async (delivery) => {
@@ -73,27 +81,34 @@ describe("the consumer's connection", () => {
       return {};
     });
     await consumer.close();
+    // The connection it was opening arrives after the close, and is closed at once, unused.
+    await eventually(async () => lines.some((l) => l.msg === "connected after close; the connection is closed again"));
 
     const publisher = rabbitPublisher(amqpUrl(), [], log);
     await publisher.ready(10_000);
     await publisher.publish([{ id: Bun.randomUUIDv7() }]);
     await publisher.close();
-    // Longer than a connection and a subscription take: a late subscriber would have shown up.
-    await Bun.sleep(500);
     expect(await broker.depth(QUEUE)).toEqual({ messages: 1, consumers: 0 });
     expect(handled).toEqual([]);
+    expect(lines.filter((l) => l.msg === "broker connected")).toEqual([]);
   });
 
   test("a connection lost while it declares the topology is retried once: one connection, one subscription", async () => {
+    const { lines, log: captured } = capture();
     const proxy = startBrokerProxy();
     proxy.cutNextSetup();
-    const consumer = rabbitConsumer(proxy.url, options, log);
+    const consumer = rabbitConsumer(proxy.url, options, captured);
     onCleanup(() => consumer.close());
     await consumer.start(async () => ({}));
 
     await eventually(async () => (await broker.depth(QUEUE)).consumers === 1, 10_000);
-    // Longer than the reconnect backoff: a second connection would have subscribed by now.
-    await Bun.sleep(1500);
+    // Counted, not waited for: one failed setup scheduled exactly one reconnect, which connected;
+    // a second connection could only come from a second schedule.
+    const reconnects = lines.filter(
+      (l) => l.msg === "broker unreachable; will retry" || l.msg === "broker connection lost; reconnecting",
+    );
+    expect(reconnects).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === "broker connected")).toHaveLength(1);
     expect((await broker.depth(QUEUE)).consumers).toBe(1);
   }, 30_000);
 

@@ -47,6 +47,7 @@ export class RabbitConnection {
       // would take messages after its owner stopped.
       if (this.closing) {
         await connection.close().catch(() => {});
+        this.log.debug("connected after close; the connection is closed again");
         return;
       }
       this.connection = connection;
