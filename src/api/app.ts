@@ -6,7 +6,7 @@ import { eventService } from "../events/service";
 import type { Logger } from "../log";
 import { metricsResponse, registry } from "../metrics";
 import { payoutService } from "../payouts/service";
-import { openapiDocs, swaggerHtml } from "./openapi";
+import { docs, type HealthReady, openapiDocs, swaggerHtml } from "./openapi";
 import { payoutRoutes } from "./payouts";
 import { HttpProblem, problemResponse, toProblem } from "./problem";
 import { pathOf, payoutIdParam, REQUEST_ID_HEADER, requestLog } from "./request-log";
@@ -123,14 +123,22 @@ export function createApp({ database, log, onCreated, brokerConnected, idempoten
           : new Response(swaggerHtml, { headers: { "content-type": "text/html; charset=utf-8" } }),
       { detail: { hide: true } },
     )
-    .get("/health/live", () => ({ status: "ok" }))
+    .get("/health/live", () => ({ status: "ok" as const }), { detail: docs.live })
     // Ready means usable: the database answers and holds every migration this build knows, so that
     // during a rollout no pod serves on an older schema.
-    .get("/health/ready", async ({ set }) => {
-      const db = !(await database.ping()) ? "down" : (await schemaCurrent()) ? "up" : "schema behind";
-      set.status = db === "up" ? 200 : 503;
-      return { status: db === "up" ? "ready" : "unavailable", database: db, broker: brokerConnected() ? "up" : "down" };
-    })
+    .get(
+      "/health/ready",
+      async ({ set }): Promise<HealthReady> => {
+        const db = !(await database.ping()) ? "down" : (await schemaCurrent()) ? "up" : "schema behind";
+        set.status = db === "up" ? 200 : 503;
+        return {
+          status: db === "up" ? "ready" : "unavailable",
+          database: db,
+          broker: brokerConnected() ? "up" : "down",
+        };
+      },
+      { detail: docs.ready },
+    )
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
     .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, log), onCreated))

@@ -1,4 +1,5 @@
 import { openapi } from "@elysiajs/openapi";
+import { type Static, Type } from "@sinclair/typebox";
 import { type DocumentDecoration, Elysia } from "elysia";
 import css from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import bundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
@@ -11,35 +12,154 @@ import {
   PayoutPage,
   UpdatePayoutBody,
 } from "../payouts/model";
+import { Enum } from "../payouts/rules";
 import { ProblemSchema } from "./problem";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ "application/json": { schema } });
+const header = (name: string) => ({ $ref: `#/components/headers/${name}` });
 
-const problems: Record<number, string> = {
-  400: "Invalid JSON, fields, query parameters or Idempotency-Key",
-  404: "No such payout (also for an id that is not a UUID)",
-  409: "The payout's status forbids the change; current_status names it",
-  413: "Body over 64 KiB",
-  415: "Body that is not application/json",
-  422: "Idempotency-Key reused with a different body; nothing was created",
-  503: "The database is unreachable or too slow (Retry-After); for a create, certainly nothing was created",
-  504: "create_outcome_unknown: the database could not confirm whether the payout was stored. payout_id and Location name it; after Retry-After, GET it: 404 means it was not created and never will be",
+const problem = (status: number, code: string, title: string, detail: string, extra: object = {}) => ({
+  type: "about:blank",
+  title,
+  status,
+  code,
+  detail,
+  ...extra,
+});
+
+type Examples = Record<string, { summary: string; value: object }>;
+
+// What each error status means here, with bodies as the server writes them.
+const problems: Record<number, { description: string; examples: Examples; headers?: Record<string, object> }> = {
+  400: {
+    description: "Invalid JSON, fields, query parameters or Idempotency-Key",
+    examples: {
+      validation_error: {
+        summary: "Invalid fields",
+        value: problem(400, "validation_error", "Validation failed", "2 fields are invalid", {
+          errors: [
+            { field: "amount", message: "must be at least 0.01" },
+            { field: "currency", message: "must be one of RUB, USD, EUR" },
+          ],
+        }),
+      },
+      invalid_json: {
+        summary: "A repeated key",
+        value: problem(400, "invalid_json", "Invalid JSON", 'the body is ambiguous: the key "amount" appears twice'),
+      },
+    },
+  },
+  404: {
+    description: "No such payout (also for an id that is not a UUID)",
+    examples: {
+      not_found: { summary: "No such payout", value: problem(404, "not_found", "Not found", "no such payout") },
+    },
+  },
+  409: {
+    description: "The payout's status forbids the change; current_status names it",
+    examples: {
+      status_conflict: {
+        summary: "Too late to cancel",
+        value: problem(
+          409,
+          "status_conflict",
+          "Status forbids the change",
+          "the payout is COMPLETED: only a NEW payout can be cancelled",
+          { current_status: "COMPLETED" },
+        ),
+      },
+    },
+  },
+  413: {
+    description: "Body over 64 KiB",
+    examples: {
+      payload_too_large: {
+        summary: "Too large",
+        value: problem(413, "payload_too_large", "Payload too large", "the body must be at most 65536 bytes"),
+      },
+    },
+  },
+  415: {
+    description: "Body that is not application/json, or not UTF-8",
+    examples: {
+      unsupported_media_type: {
+        summary: "Not JSON",
+        value: problem(415, "unsupported_media_type", "Unsupported media type", "the body must be application/json"),
+      },
+    },
+  },
+  422: {
+    description: "Idempotency-Key reused with a different body; nothing was created",
+    examples: {
+      idempotency_key_reused: {
+        summary: "Another body under the same key",
+        value: problem(
+          422,
+          "idempotency_key_reused",
+          "Idempotency key reused",
+          "this Idempotency-Key was first used with a different request body; nothing was created",
+        ),
+      },
+    },
+  },
+  500: {
+    description: "A bug: a generic body",
+    examples: {
+      internal_error: {
+        summary: "A bug",
+        value: problem(500, "internal_error", "Internal server error", "an unexpected error occurred"),
+      },
+    },
+  },
+  503: {
+    description: "The database is unreachable or too slow (Retry-After); for a create, certainly nothing was created",
+    headers: { "Retry-After": header("Retry-After") },
+    examples: {
+      database_unavailable: {
+        summary: "Database unreachable",
+        value: problem(503, "database_unavailable", "Service unavailable", "the database cannot be reached; try again"),
+      },
+    },
+  },
+  504: {
+    description:
+      "create_outcome_unknown: the database could not confirm whether the payout was stored. payout_id and Location name it; after Retry-After, GET it: 404 means it was not created and never will be",
+    headers: {
+      "Retry-After": header("Retry-After"),
+      Location: { required: true, description: "The payout to look up", schema: { type: "string" } },
+    },
+    examples: {
+      create_outcome_unknown: {
+        summary: "Outcome unknown",
+        value: problem(
+          504,
+          "create_outcome_unknown",
+          "Outcome unknown",
+          "the database did not confirm whether payout 0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10 was stored; after 5 s, GET /api/payouts/0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10/ tells: 404 means it was not created and will not be, 200 means it was. Do not repeat the request without an Idempotency-Key until then.",
+          { payout_id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10" },
+        ),
+      },
+    },
+  },
 };
 
-/** OpenAPI responses: the success ones given, plus the problem+json ones by status. */
-export function responses(success: Record<number, object>, errors: number[]) {
+const problemContent = (examples: Examples) => ({ "application/problem+json": { schema: ref("Problem"), examples } });
+
+/**
+ * OpenAPI responses: the success ones given, plus the problem+json ones by status (503 and 500 on
+ * every operation). `examples400` replaces the generic 400 examples where the operation has its own.
+ */
+export function responses(success: Record<number, object>, errors: number[], examples400?: Examples) {
   const out: Record<string, object> = { ...success };
-  for (const status of [...errors, 503]) {
+  for (const status of [...errors, 500, 503]) {
+    const { description, examples, headers } = problems[status] as (typeof problems)[number];
     out[status] = {
-      description: problems[status],
-      content: { "application/problem+json": { schema: ref("Problem") } },
+      description,
+      ...(headers ? { headers } : {}),
+      content: problemContent(status === 400 && examples400 ? examples400 : examples),
     };
   }
-  out[500] = {
-    description: "A bug: a generic body",
-    content: { "application/problem+json": { schema: ref("Problem") } },
-  };
   return out;
 }
 
@@ -48,6 +168,33 @@ export const payoutResponse = (description: string, headers?: object) => ({
   content: json(ref("Payout")),
   ...(headers ? { headers } : {}),
 });
+
+const listQuery400: Examples = {
+  validation_error: {
+    summary: "Invalid query parameters",
+    value: problem(400, "validation_error", "Validation failed", "2 query parameters are invalid", {
+      errors: [
+        { field: "limit", message: "must be a whole number from 1 to 200" },
+        {
+          field: "cursor",
+          message: "belongs to a list with other filters: send it alone, or with the filters of its first page",
+        },
+      ],
+    }),
+  },
+};
+
+const HealthLive = Type.Object({ status: Enum(["ok"] as const) });
+const HealthReady = Type.Object({
+  status: Enum(["ready", "unavailable"] as const),
+  database: Enum(["up", "down", "schema behind"] as const, {
+    description: "up: it answers and holds every migration of this build",
+  }),
+  broker: Enum(["up", "down"] as const, {
+    description: "Reported only: payouts are accepted while the broker is down",
+  }),
+});
+export type HealthReady = Static<typeof HealthReady>;
 
 export const docs = {
   create: {
@@ -68,7 +215,7 @@ export const docs = {
     responses: responses(
       {
         201: payoutResponse("Created (or, with Idempotent-Replayed: true, the first response replayed)", {
-          Location: { description: "The payout's URL", schema: { type: "string" } },
+          Location: { required: true, description: "The payout's URL", schema: { type: "string" } },
           "Idempotent-Replayed": {
             description: "true when this is a replay of the first response for the Idempotency-Key",
             schema: { type: "string", enum: ["true"] },
@@ -76,6 +223,15 @@ export const docs = {
         }),
       },
       [400, 413, 415, 422, 504],
+      {
+        ...(problems[400] as { examples: Examples }).examples,
+        idempotency_key: {
+          summary: "An invalid Idempotency-Key",
+          value: problem(400, "validation_error", "Validation failed", "1 header is invalid", {
+            errors: [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
+          }),
+        },
+      },
     ),
   },
   list: {
@@ -89,7 +245,7 @@ export const docs = {
       required: false,
       schema,
     })),
-    responses: responses({ 200: { description: "A page", content: json(ref("PayoutPage")) } }, [400]),
+    responses: responses({ 200: { description: "A page", content: json(ref("PayoutPage")) } }, [400], listQuery400),
   },
   get: {
     tags: ["payouts"],
@@ -110,8 +266,86 @@ export const docs = {
     description: "Allowed for NEW, CANCELLED and FAILED payouts. PROCESSING and COMPLETED payouts are kept (409).",
     responses: responses({ 204: { description: "Deleted" } }, [404, 409]),
   },
+  live: {
+    tags: ["health"],
+    summary: "Liveness: the process runs",
+    responses: { 200: { description: "Alive", content: json(HealthLive) } },
+  },
+  ready: {
+    tags: ["health"],
+    summary: "Readiness: the database answers and holds this build's schema",
+    description:
+      "The broker's state is reported but does not make the api unready: payouts are accepted while it is down.",
+    responses: {
+      200: { description: "Ready", content: json(HealthReady) },
+      503: { description: "Not ready: the database is down or its schema is behind", content: json(HealthReady) },
+    },
+  },
   // TypeBox schemas are JSON Schema objects, wider than openapi-types' static types.
-} as unknown as Record<"create" | "list" | "get" | "update" | "remove", DocumentDecoration>;
+} as unknown as Record<"create" | "list" | "get" | "update" | "remove" | "live" | "ready", DocumentDecoration>;
+
+const METHODS = ["get", "put", "post", "patch", "delete", "options", "trace"] as const;
+
+/**
+ * What holds for every operation, written once: each response carries X-Request-Id, each request
+ * may send one, and each method a path does not take is a 405 naming the ones it does (the server
+ * derives its Allow header from the same routes the document is generated from).
+ */
+function completeDocument(generated: Record<string, unknown>) {
+  const doc = structuredClone(generated) as { paths: Record<string, Record<string, Operation>> };
+  for (const [path, item] of Object.entries(doc.paths)) {
+    const allowed = METHODS.filter((method) => item[method]);
+    const allow = allowed.map((method) => method.toUpperCase()).join(", ");
+    const tags = item[allowed[0] as string]?.tags;
+    for (const method of METHODS.filter((m) => !item[m])) {
+      item[method] = {
+        tags,
+        summary: `Not allowed: ${allow} only`,
+        operationId: `${method}${path.replace(/[^a-z]+/gi, "_")}not_allowed`,
+        responses: {
+          405: {
+            description: "Method not allowed on this path",
+            headers: {
+              Allow: {
+                required: true,
+                description: "The methods this path takes",
+                schema: { type: "string", enum: [allow] },
+              },
+            },
+            content: problemContent({
+              method_not_allowed: {
+                summary: "Method not allowed",
+                value: problem(
+                  405,
+                  "method_not_allowed",
+                  "Method not allowed",
+                  `${method.toUpperCase()} is not allowed here; use ${allow}`,
+                ),
+              },
+            }),
+          },
+        },
+      };
+    }
+    for (const method of METHODS) {
+      const operation = item[method] as Operation;
+      operation.parameters = [...(operation.parameters ?? []), { $ref: "#/components/parameters/X-Request-Id" }];
+      for (const response of Object.values(operation.responses)) {
+        response.headers = { "X-Request-Id": header("X-Request-Id"), ...response.headers };
+      }
+    }
+  }
+  return doc;
+}
+
+type Operation = {
+  tags?: string[];
+  parameters?: object[];
+  responses: Record<string, { description?: string; headers?: Record<string, object>; content?: object }>;
+  [field: string]: unknown;
+};
+
+const REQUEST_ID_SCHEMA = { type: "string" as const, minLength: 1, maxLength: 128, pattern: "^[\\x21-\\x7E]+$" };
 
 export const swaggerHtml = `<!doctype html>
 <html lang="en">
@@ -131,13 +365,24 @@ export const swaggerHtml = `<!doctype html>
  * The OpenAPI document at /swagger/json, and Swagger UI's assets served from this program: the UI
  * at /swagger (see app.ts) needs no CDN and works offline.
  */
+const completed = new WeakMap<object, object>();
+
 export const openapiDocs = new Elysia({ name: "openapi" })
+  .onAfterHandle(({ path, responseValue }) => {
+    if (!/^\/swagger\/json\/?$/.test(path) || typeof responseValue !== "object" || responseValue === null) return;
+    let doc = completed.get(responseValue);
+    if (!doc) {
+      doc = completeDocument(responseValue as Record<string, unknown>);
+      completed.set(responseValue, doc);
+    }
+    return doc;
+  })
   .use(
     openapi({
       path: "/swagger",
       specPath: "/swagger/json",
       provider: null,
-      exclude: { paths: [/^\/swagger/, /^\/health/, /^\/metrics/] },
+      exclude: { paths: [/^\/swagger/, /^\/metrics/] },
       documentation: {
         info: {
           title: "Payouts API",
@@ -154,8 +399,32 @@ export const openapiDocs = new Elysia({ name: "openapi" })
         tags: [
           { name: "payouts", description: "Payout requests" },
           { name: "events", description: "The audit trail: every change of every payout" },
+          { name: "health", description: "Probes for the orchestrator" },
         ],
         components: {
+          headers: {
+            "X-Request-Id": {
+              required: true,
+              description:
+                "The request's id: the client's X-Request-Id when valid, else a new UUID. On every response.",
+              schema: REQUEST_ID_SCHEMA,
+            },
+            "Retry-After": {
+              required: true,
+              description: "Seconds to wait before trying again",
+              schema: { type: "integer", minimum: 1 },
+            },
+          },
+          parameters: {
+            "X-Request-Id": {
+              name: "X-Request-Id",
+              in: "header",
+              required: false,
+              description:
+                "An id for this request, echoed on the response and written in the logs; an invalid one is replaced.",
+              schema: { type: "string" },
+            },
+          },
           schemas: {
             Payout,
             CreatePayout: CreatePayoutBody,

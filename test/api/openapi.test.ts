@@ -1,5 +1,8 @@
 // The OpenAPI document and Swagger UI, served by the service itself (no internet needed).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import Ajv2020 from "ajv/dist/2020";
+import addFormats from "ajv-formats";
+import { PROBLEM_CODES } from "../../src/api/problem";
 import { CURRENCIES, STATUSES } from "../../src/payouts/model";
 import { testApi, testDatabase } from "../helpers";
 
@@ -41,7 +44,9 @@ describe("the document", () => {
 
   test("it describes every route and method of the contract, and nothing else", () => {
     const described = Object.entries(doc.paths).flatMap(([path, ops]) =>
-      Object.keys(ops as object).map((method) => `${method.toUpperCase()} ${path}`),
+      Object.entries(ops as Record<string, Json>)
+        .filter(([, op]) => !op.responses["405"])
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
     );
     expect(described.sort()).toEqual(
       [
@@ -52,6 +57,8 @@ describe("the document", () => {
         "DELETE /api/payouts/{id}/",
         "GET /api/payouts/{id}/events/",
         "GET /api/events/",
+        "GET /health/live",
+        "GET /health/ready",
       ].sort(),
     );
   });
@@ -123,7 +130,8 @@ describe("the document", () => {
 
   test("create's 201 documents the Location and Idempotent-Replayed headers", () => {
     const created = operation("/api/payouts/", "post").responses["201"];
-    expect(Object.keys(created.headers).sort()).toEqual(["Idempotent-Replayed", "Location"]);
+    expect(Object.keys(created.headers).sort()).toEqual(["Idempotent-Replayed", "Location", "X-Request-Id"]);
+    expect(created.headers.Location.required).toBe(true);
     expect(deref(created.content["application/json"].schema)).toBe(doc.components.schemas.Payout);
   });
 
@@ -143,7 +151,12 @@ describe("the document", () => {
 
   test("list documents its query parameters and the page", () => {
     const list = operation("/api/payouts/", "get");
-    const params = Object.fromEntries(list.parameters.map((p: Json) => [p.name, p]));
+    const params = Object.fromEntries(
+      list.parameters
+        .map(deref)
+        .filter((p: Json) => p.in === "query")
+        .map((p: Json) => [p.name, p]),
+    );
     expect(Object.keys(params).sort()).toEqual(
       ["created_after", "created_before", "currency", "cursor", "limit", "status"].sort(),
     );
@@ -160,6 +173,107 @@ describe("the document", () => {
     for (const method of ["get", "patch", "delete"]) {
       const id = operation("/api/payouts/{id}/", method).parameters.find((p: Json) => p.name === "id");
       expect(id).toMatchObject({ in: "path", required: true });
+    }
+  });
+});
+
+describe("a complete and truthful document", () => {
+  const METHODS = ["get", "put", "post", "patch", "delete", "options", "trace"];
+  const operations = () =>
+    Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item as Record<string, Json>).map(([method, op]) => ({ path, method, op })),
+    );
+  const ajv = new Ajv2020({ strictSchema: false });
+  addFormats(ajv);
+  const validator = (schema: Json) => {
+    if (!ajv.getSchema("doc")) ajv.addSchema({ $id: "doc", components: doc.components });
+    return ajv.compile(schema.$ref ? { $ref: `doc${schema.$ref}` } : schema);
+  };
+  const id = "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10";
+
+  test("every path takes every method: an operation, or a 405 with the server's own Allow and body", async () => {
+    for (const path of Object.keys(doc.paths)) {
+      for (const method of METHODS) {
+        const op = doc.paths[path][method];
+        expect(op).toBeDefined();
+        if (!op.responses["405"]) continue;
+        expect(Object.keys(op.responses)).toEqual(["405"]);
+        const response = await api.request(method.toUpperCase(), path.replace("{id}", id));
+        const documented = op.responses["405"];
+        expect(response.status).toBe(405);
+        expect(documented.headers.Allow.required).toBe(true);
+        expect(response.headers.get("allow")).toBe(documented.headers.Allow.schema.enum[0]);
+        expect(response.body).toEqual(documented.content["application/problem+json"].examples.method_not_allowed.value);
+      }
+    }
+  });
+
+  test("every response of every operation declares X-Request-Id, required", () => {
+    expect(doc.components.headers["X-Request-Id"].required).toBe(true);
+    for (const { op } of operations()) {
+      for (const response of Object.values(op.responses) as Json[]) {
+        expect(response.headers["X-Request-Id"]).toEqual({ $ref: "#/components/headers/X-Request-Id" });
+      }
+    }
+  });
+
+  test("every error response has examples of its own: its status, valid problems", () => {
+    const isProblem = validator({ $ref: "#/components/schemas/Problem" });
+    let count = 0;
+    for (const { op } of operations()) {
+      for (const [status, response] of Object.entries(op.responses) as [string, Json][]) {
+        const content = response.content?.["application/problem+json"];
+        if (!content) continue;
+        const examples = Object.values(content.examples) as Json[];
+        expect(examples.length).toBeGreaterThan(0);
+        for (const { value } of examples) {
+          expect(value.status).toBe(Number(status));
+          expect(isProblem(value)).toBe(true);
+          count++;
+        }
+      }
+    }
+    expect(count).toBeGreaterThan(40);
+  });
+
+  test("headers the server must send are required: Location on 201 and 504, Retry-After on 503 and 504", () => {
+    for (const { op } of operations()) {
+      const responses = op.responses as Record<string, Json>;
+      if (responses["201"]) expect(responses["201"].headers.Location.required).toBe(true);
+      if (responses["504"]) expect(responses["504"].headers.Location.required).toBe(true);
+      for (const status of ["503", "504"]) {
+        if (responses[status]?.content?.["application/problem+json"]) {
+          expect(
+            deref(responses[status].headers["Retry-After"]) ?? doc.components.headers["Retry-After"],
+          ).toMatchObject({
+            required: true,
+          });
+        }
+      }
+    }
+  });
+
+  test("no enumeration is written as anyOf of constants (Swagger UI shows enum as a list)", () => {
+    const anyOfConst: string[] = [];
+    const walk = (node: Json, at: string) => {
+      if (node && typeof node === "object") {
+        if (node.anyOf?.some((branch: Json) => "const" in branch)) anyOfConst.push(at);
+        for (const [key, child] of Object.entries(node)) walk(child, `${at}/${key}`);
+      }
+    };
+    walk(doc, "#");
+    expect(anyOfConst).toEqual([]);
+  });
+
+  test("the problem code is an enum of the codes the server uses", () => {
+    expect(doc.components.schemas.Problem.properties.code.enum).toEqual([...PROBLEM_CODES]);
+  });
+
+  test("the health endpoints answer as the document says", async () => {
+    for (const path of ["/health/live", "/health/ready"]) {
+      const response = await api.request("GET", path);
+      const schema = doc.paths[path].get.responses[String(response.status)].content["application/json"].schema;
+      expect(validator(schema)(response.body)).toBe(true);
     }
   });
 });
