@@ -296,11 +296,13 @@ function completeDocument(generated: Record<string, unknown>) {
   for (const [path, item] of Object.entries(doc.paths)) {
     const allowed = METHODS.filter((method) => item[method]);
     const allow = allowed.map((method) => method.toUpperCase()).join(", ");
-    const tags = item[allowed[0] as string]?.tags;
+    const first = item[allowed[0] as string] as Operation;
+    const pathParameters = (first.parameters ?? []).filter((p) => (p as { in?: string }).in === "path");
     for (const method of METHODS.filter((m) => !item[m])) {
       item[method] = {
-        tags,
+        tags: first.tags,
         summary: `Not allowed: ${allow} only`,
+        ...(pathParameters.length > 0 ? { parameters: pathParameters } : {}),
         operationId: `${method}${path.replace(/[^a-z]+/gi, "_")}not_allowed`,
         responses: {
           405: {

@@ -208,6 +208,14 @@ describe("a complete and truthful document", () => {
     }
   });
 
+  test("every operation but the 405 ones has a success response, and each 405 one only its 405", () => {
+    for (const { op } of operations()) {
+      const statuses = Object.keys(op.responses);
+      if (statuses.includes("405")) expect(statuses).toEqual(["405"]);
+      else expect(statuses.some((s) => s.startsWith("2"))).toBe(true);
+    }
+  });
+
   test("every response of every operation declares X-Request-Id, required", () => {
     expect(doc.components.headers["X-Request-Id"].required).toBe(true);
     for (const { op } of operations()) {
