@@ -45,11 +45,11 @@ export type CreateResult = { payout: Payout; replayed: false } | { status: numbe
  * commit's own flush and the difference between the api's and the database's clocks (NTP keeps
  * it to milliseconds). Everything fits in the two seconds a client waits at most.
  */
-const CREATE_DEADLINE_MS = 1000;
+const CREATE_DEADLINE_MS = 800;
 const SETTLE_MS = 300;
-const LOOKUP_TIMEOUT_MS = 500;
+const LOOKUP_TIMEOUT_MS = 400;
 /** Reads, changes and deletes answer within this, or 503. */
-const ANSWER_WITHIN_MS = 1500;
+const ANSWER_WITHIN_MS = 1200;
 
 const UNIQUE_VIOLATION = "23505";
 const DEADLOCK_DETECTED = "40P01";

@@ -10,9 +10,9 @@ import { freePort } from "../ops/processes";
 import { type Broker, openBroker, spawnRole, spawnWorker, stopEverything } from "../processing/harness";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy";
 
-// The service answers within 1.8 s (src/payouts/service.ts); the rest is this shared machine's
-// scheduling noise between the client's clock and the server's.
-const ANSWER_BOUND_MS = 2500;
+// The contract's bound. The service's own budget is 1.5 s (src/payouts/service.ts): the rest is
+// left to the scheduling of a loaded two-core machine.
+const ANSWER_BOUND_MS = 2000;
 const CLIENTS = 16;
 
 type Outcome = { marker: string; status: number; ms: number; at: number; id?: string; code?: string };
