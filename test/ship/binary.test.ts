@@ -2,13 +2,13 @@
 // directory of its own, started in each role from a working directory with no project files,
 // against the run's PostgreSQL database and RabbitMQ vhost (test/setup.ts).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { createAndAwaitCompleted, eventually } from "../helpers";
+import { buildBinary } from "./build";
 
-const root = join(import.meta.dir, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "payouts-binary-"));
 const binary = join(dir, "dist", "payouts");
 const elsewhere = join(dir, "cwd");
@@ -60,11 +60,7 @@ const apiReady = () => eventually(async () => (await fetch(`${api}/health/ready`
 
 beforeAll(
   () => {
-    // The build script writes to the project's dist/; the same command here writes to dir/dist/.
-    const { scripts } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-    const command = (scripts.build as string).replaceAll("dist/", `${dir}/dist/`);
-    const build = Bun.spawnSync(["sh", "-c", command], { cwd: root, stdout: "pipe", stderr: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+    buildBinary(dir);
 
     consumersBefore = payoutsConsumers();
     start(["--role=api"], { PORT: String(port) });
