@@ -163,6 +163,22 @@ export function responses(success: Record<number, object>, errors: number[], exa
   return out;
 }
 
+/** OpenAPI query parameters from a query schema: the same schema validation reads. */
+export const queryParameters = (schema: { properties: Record<string, object> }) =>
+  Object.entries(schema.properties).map(([name, property]) => ({
+    name,
+    in: "query",
+    required: false,
+    schema: property,
+  }));
+
+/**
+ * Where a route with a path parameter gives its query parameters: the OpenAPI plugin replaces
+ * the `parameters` of such a route with the path parameters it makes, so completeDocument adds
+ * these back.
+ */
+export const QUERY_PARAMETERS = "x-query-parameters";
+
 export const payoutResponse = (description: string, headers?: object) => ({
   description,
   content: json(ref("Payout")),
@@ -239,12 +255,7 @@ export const docs = {
     summary: "List payout requests, newest first",
     description:
       "Keyset (cursor) pagination: pass next_cursor as cursor for the next page; every page costs the same however deep. Unknown or repeated query parameters are a 400.",
-    parameters: Object.entries(ListQueryParams.properties).map(([name, schema]) => ({
-      name,
-      in: "query",
-      required: false,
-      schema,
-    })),
+    parameters: queryParameters(ListQueryParams),
     responses: responses({ 200: { description: "A page", content: json(ref("PayoutPage")) } }, [400], listQuery400),
   },
   get: {
@@ -331,7 +342,13 @@ function completeDocument(generated: Record<string, unknown>) {
     }
     for (const method of METHODS) {
       const operation = item[method] as Operation;
-      operation.parameters = [...(operation.parameters ?? []), { $ref: "#/components/parameters/X-Request-Id" }];
+      const query = (operation[QUERY_PARAMETERS] ?? []) as object[];
+      delete operation[QUERY_PARAMETERS];
+      operation.parameters = [
+        ...(operation.parameters ?? []),
+        ...query,
+        { $ref: "#/components/parameters/X-Request-Id" },
+      ];
       for (const response of Object.values(operation.responses)) {
         response.headers = { "X-Request-Id": header("X-Request-Id"), ...response.headers };
       }

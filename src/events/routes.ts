@@ -1,5 +1,5 @@
 import { type DocumentDecoration, Elysia } from "elysia";
-import { responses } from "../api/openapi";
+import { QUERY_PARAMETERS, queryParameters, responses } from "../api/openapi";
 import { json, payoutId } from "../api/payouts";
 import { ValidationFailed } from "../errors";
 import { PayoutIdParam } from "../payouts/model";
@@ -13,22 +13,13 @@ const page = {
     content: { "application/json": { schema: { $ref: "#/components/schemas/EventPage" } } },
   },
 };
-/** OpenAPI query parameters from a query schema: the same schema validation reads. */
-export const queryParameters = (schema: { properties: Record<string, object> }) =>
-  Object.entries(schema.properties).map(([name, property]) => ({
-    name,
-    in: "query",
-    required: false,
-    schema: property,
-  }));
-
 const docs = {
   history: {
     tags: ["events"],
     summary: "A payout's history, oldest first",
     description:
-      "Every change of the payout, in the order it happened, also after the payout was deleted. An id that never was a payout is a 404 (so is one that is not a UUID). Payouts stored before the audit trail existed start their history at their next change.",
-    parameters: queryParameters(HistoryQueryParams),
+      "Every change of the payout, in the order it happened, also after the payout was deleted. An id that never was a payout is a 404 (so is one that is not a UUID). Payouts stored before the audit trail existed start their history at their next change. Unknown or repeated query parameters are a 400.",
+    [QUERY_PARAMETERS]: queryParameters(HistoryQueryParams),
     responses: responses(page, [400, 404]),
   },
   list: {
