@@ -1,6 +1,6 @@
 import type { Socket, TCPSocketListener } from "bun";
 
-type Side = { peer?: Socket<Side>; held: Uint8Array[] };
+type Side = { peer?: Socket<Side>; held: Uint8Array[]; upstream?: boolean };
 
 /**
  * A TCP proxy that plays the network between the service and a server (PostgreSQL here), in the
@@ -8,15 +8,19 @@ type Side = { peer?: Socket<Side>; held: Uint8Array[] };
  * - `refuse()`: every live connection is cut and new ones are refused (ECONNREFUSED) until `heal()`;
  * - `resetAll()`: every live connection is cut once; new ones go through;
  * - `stall()`: sockets stay open but nothing moves either way until `heal()`, which delivers
- *   everything that waited, as TCP does once a stalled network comes back.
+ *   everything that waited, as TCP does once a stalled network comes back;
+ * - `loseReplies()`: what the server sends on the live connections is dropped (requests still
+ *   arrive and run); new connections are not affected.
  */
 export async function startTcpProxy(targetHost: string, targetPort: number) {
   const sockets = new Set<Socket<Side>>();
   let stalled = false;
+  const deaf = new Set<Socket<Side>>();
   let listener: TCPSocketListener<Side> | undefined;
   let port = 0;
 
   const send = (socket: Socket<Side>, chunk: Uint8Array) => {
+    if (deaf.has(socket)) return;
     const { peer } = socket.data;
     if (stalled || !peer) socket.data.held.push(new Uint8Array(chunk));
     else peer.write(chunk);
@@ -28,6 +32,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number) {
   };
   const cut = (socket: Socket<Side>) => {
     sockets.delete(socket);
+    deaf.delete(socket);
     socket.terminate();
   };
   const handlers = {
@@ -54,7 +59,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number) {
           Bun.connect<Side>({
             hostname: targetHost,
             port: targetPort,
-            data: { held: [] },
+            data: { held: [], upstream: true },
             socket: {
               ...handlers,
               open(upstream) {
@@ -84,6 +89,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number) {
       cutAll();
     },
     resetAll: cutAll,
+    loseReplies() {
+      for (const socket of sockets) if (socket.data.upstream) deaf.add(socket);
+    },
     stall() {
       stalled = true;
     },
