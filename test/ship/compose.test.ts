@@ -133,8 +133,11 @@ describe("compose.yaml", () => {
     const maxConnections = Number(
       command.find((arg) => arg.startsWith("max_connections="))?.slice("max_connections=".length),
     );
-    const worker = config.workerThreads * config.dbPoolSize + 2;
-    const needed = loadConfig(service("api").environment ?? {}).dbPoolSize + 1 + 6 * worker;
+    // Every pool has one more connection for its availability probe (src/db/availability.ts); a
+    // worker has a pool per thread and one of 2 for its relay and key purge; migrate has one.
+    const worker = config.workerThreads * (config.dbPoolSize + 1) + 2 + 1;
+    const api = loadConfig(service("api").environment ?? {}).dbPoolSize + 1;
+    const needed = api + 1 + 6 * worker;
     // PostgreSQL keeps 3 connections (superuser_reserved_connections) for a superuser.
     expect(maxConnections - 3).toBeGreaterThanOrEqual(needed);
     expect(read("compose.yaml").includes("up to 6 workers")).toBe(true);
