@@ -1,6 +1,6 @@
-import { Kind, type Static, Type, TypeRegistry } from "@sinclair/typebox";
+import { type Static, Type } from "@sinclair/typebox";
 import { ListQueryParams, type Payout } from "../payouts/model";
-import { Enum, Explain, isUuid, Timestamp } from "../payouts/rules";
+import { Enum, Timestamp, Uuid } from "../payouts/rules";
 
 /** What can happen to a payout; each change appends one event of one of these types. */
 export const EVENT_TYPES = [
@@ -70,18 +70,6 @@ export const EventPage = Type.Object({
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
 });
 
-TypeRegistry.Set("Uuid", (_, value) => typeof value === "string" && isUuid(value));
-
-/** A UUID query parameter, in any case. */
-const Uuid = (description: string) =>
-  Type.Unsafe<string>({
-    [Kind]: "Uuid",
-    type: "string",
-    format: "uuid",
-    description,
-    [Explain]: () => "must be a UUID",
-  });
-
 const { limit, cursor } = ListQueryParams.properties;
 
 export const EventListQueryParams = Type.Object(
@@ -89,7 +77,7 @@ export const EventListQueryParams = Type.Object(
     limit,
     cursor,
     type: Type.Optional(EventTypeSchema),
-    payout_id: Type.Optional(Uuid("Only this payout's events.")),
+    payout_id: Type.Optional(Uuid({ description: "Only this payout's events." })),
     created_after: Type.Optional(
       Timestamp({ description: "RFC 3339, years 0001 to 9999 UTC; events created at or after it." }),
     ),

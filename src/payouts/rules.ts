@@ -17,6 +17,7 @@ import { type JsonNumber, parseAmount } from "./amount";
  * - Digits: a query parameter's integer is written in decimal digits only (no sign, exponent or
  *   fraction).
  * - Cursor: one this service issued (see encodeCursor), carrying its list's query parameters.
+ * - Uuid: RFC 4122's string form, in either case (some validators also take a urn:uuid: prefix).
  *
  * Enum is a kind only because TypeBox writes enumerations as anyOf of consts: `enum` is what JSON
  * Schema and Swagger UI's drop-downs understand. It adds no rule.
@@ -186,10 +187,17 @@ export const Digits = (options: SchemaOptions & { minimum: number; maximum: numb
     .Decode(Number)
     .Encode(String);
 
-// --- Cursor ---------------------------------------------------------------------------------
+// --- Uuid -----------------------------------------------------------------------------------
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (s: string) => UUID.test(s);
+
+register("Uuid", (_, value) => (typeof value === "string" && isUuid(value) ? undefined : "must be a UUID"));
+
+export const Uuid = (options: SchemaOptions = {}) =>
+  Type.Unsafe<string>({ ...options, [Kind]: "Uuid", type: "string", format: "uuid" });
+
+// --- Cursor ---------------------------------------------------------------------------------
 
 /** Where a page ended: the (created_at, id) of its last row. */
 export type Position = { createdAt: Date; id: string };
