@@ -27,6 +27,12 @@ export type Config = {
   relayRepublishAfterMs: number;
   idempotencyKeyTtlMs: number;
   dataDir: string;
+  webhookTimeoutMs: number;
+  webhookMaxAttempts: number;
+  webhookRetryBaseDelayMs: number;
+  webhookDisableAfter: number;
+  webhookSecretOverlapMs: number;
+  webhookAllowPrivateNetworks: boolean;
 };
 
 /** A wrong setting: the message names the variable, and the program stops. */
@@ -41,6 +47,13 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
   }
   return Number(raw);
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  if (raw !== "true" && raw !== "false") throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  return raw === "true";
 }
 
 function probability(env: Env, name: string, fallback: number): number {
@@ -109,5 +122,11 @@ export function loadConfig(env: Env = process.env): Config {
     // At least Stripe's 24 hours: a client's retries of one request must all find its key.
     idempotencyKeyTtlMs: integer(env, "IDEMPOTENCY_KEY_TTL_MS", 7 * DAY_MS, DAY_MS, 366 * DAY_MS),
     dataDir: env.DATA_DIR?.trim() || ".data",
+    webhookTimeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000),
+    webhookMaxAttempts: integer(env, "WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
+    webhookRetryBaseDelayMs: integer(env, "WEBHOOK_RETRY_BASE_DELAY_MS", 5000, 1, 36_000_000),
+    webhookDisableAfter: integer(env, "WEBHOOK_DISABLE_AFTER", 10, 1, 1_000_000),
+    webhookSecretOverlapMs: integer(env, "WEBHOOK_SECRET_OVERLAP_MS", 86_400_000, 0, 31 * 86_400_000),
+    webhookAllowPrivateNetworks: boolean(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
   };
 }

@@ -13,6 +13,8 @@ import { startKeyPurge } from "./payouts/key-retention";
 import { memoryQueue } from "./queue/memory";
 import { createOutbox, recoverInProcess } from "./queue/outbox";
 import type { Consumer, Publisher } from "./queue/port";
+import { deliveryOptions, startDeliveries } from "./webhooks/delivery";
+import { webhookSettings } from "./webhooks/service";
 import { brokerConsumer, brokerPublisher, outboxOptions, startProcessing } from "./wiring";
 import { startWorkerThreads, type WorkerThreads } from "./worker/supervisor";
 
@@ -47,6 +49,7 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
     onCreated: (id) => outbox.handOff(id),
     brokerConnected: () => publisher.connected,
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
+    webhooks: webhookSettings(config),
   });
   app.listen({ hostname: config.host, port: config.port });
   outbox.start();
@@ -163,8 +166,17 @@ async function main() {
       const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
       const threads = startWorkerThreads(config.workerThreads, log);
       const metrics = serveWorkerMetrics(config, threads, log);
+      // Webhooks on a pool of their own: a slow receiver never holds a payout's connection.
+      const webhookDatabase = connectPostgres(config.databaseUrl as string, 4, "payouts-webhooks");
+      const deliveries = startDeliveries(
+        webhookDatabase.db,
+        deliveryOptions(config),
+        log.child({ component: "webhooks" }),
+      );
       onShutdown(async () => {
         await threads.stop();
+        await deliveries.stop();
+        await webhookDatabase.close();
         await purge.stop();
         await outbox.stop();
         await publisher.close();
@@ -198,12 +210,23 @@ async function main() {
       await startProcessing(config, database, consumer, log);
       const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
       const api = serveApi(config, database, publisher, log);
+      // PGlite is one connection: webhooks share it; PostgreSQL gives them a pool of their own.
+      const webhookDatabase = config.databaseUrl
+        ? connectPostgres(config.databaseUrl, 4, "payouts-webhooks")
+        : database;
+      const deliveries = startDeliveries(
+        webhookDatabase.db,
+        deliveryOptions(config),
+        log.child({ component: "webhooks" }),
+      );
       log.info("running every role in one process", {
         database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,
         queue: config.amqpUrl ? "rabbitmq" : "in-process",
       });
       onShutdown(async () => {
         await api.stop();
+        await deliveries.stop();
+        if (webhookDatabase !== database) await webhookDatabase.close();
         await purge.stop();
         await consumer.close();
         await publisher.close();

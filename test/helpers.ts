@@ -3,6 +3,7 @@ import { createApp } from "../src/api/app";
 import { loadConfig } from "../src/config";
 import { connectPostgres, type Database } from "../src/db/client";
 import { createLogger } from "../src/log";
+import { type WebhookSettings, webhookSettings } from "../src/webhooks/service";
 
 export const log = createLogger("error", "json");
 
@@ -24,7 +25,12 @@ export async function resetDatabase(database: Database): Promise<void> {
  */
 export function testApi(
   database: Database,
-  options: { brokerConnected?: boolean; onCreated?: (id: string) => void; idempotencyKeyTtlMs?: number } = {},
+  options: {
+    brokerConnected?: boolean;
+    onCreated?: (id: string) => void;
+    idempotencyKeyTtlMs?: number;
+    webhooks?: WebhookSettings;
+  } = {},
 ) {
   const handedOff: string[] = [];
   const app = createApp({
@@ -36,6 +42,7 @@ export function testApi(
     },
     brokerConnected: () => options.brokerConnected ?? true,
     idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
+    webhooks: options.webhooks ?? webhookSettings(loadConfig({})),
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };

@@ -6,6 +6,8 @@ import { eventService } from "../events/service";
 import type { Logger } from "../log";
 import { metricsResponse, registry } from "../metrics";
 import { payoutService } from "../payouts/service";
+import { webhookRoutes } from "../webhooks/routes";
+import { type WebhookSettings, webhookService } from "../webhooks/service";
 import { docs, type HealthReady, openapiDocs, swaggerHtml } from "./openapi";
 import { payoutRoutes } from "./payouts";
 import { HttpProblem, problemResponse, toProblem } from "./problem";
@@ -20,6 +22,7 @@ export type ApiDeps = {
   brokerConnected: () => boolean;
   /** IDEMPOTENCY_KEY_TTL_MS: how long a key stays bound to its first response. */
   idempotencyKeyTtlMs: number;
+  webhooks: WebhookSettings;
 };
 
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -66,7 +69,7 @@ function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]):
   return problemResponse({ status: 404, code: "not_found", title: "Not found", detail: `no route for ${path}` });
 }
 
-export function createApp({ database, log, onCreated, brokerConnected, idempotencyKeyTtlMs }: ApiDeps) {
+export function createApp({ database, log, onCreated, brokerConnected, idempotencyKeyTtlMs, webhooks }: ApiDeps) {
   const schemaCurrent = schemaCheck(database.db);
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
@@ -142,7 +145,8 @@ export function createApp({ database, log, onCreated, brokerConnected, idempoten
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
     .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, log), onCreated))
-    .use(eventRoutes(eventService(database.db)));
+    .use(eventRoutes(eventService(database.db)))
+    .use(webhookRoutes(webhookService(database.db, webhooks)));
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

@@ -13,6 +13,16 @@ import {
   UpdatePayoutBody,
 } from "../payouts/model";
 import { Enum } from "../payouts/rules";
+import {
+  CreatedWebhookEndpoint,
+  CreateWebhookEndpointBody,
+  RotatedSecret,
+  UpdateWebhookEndpointBody,
+  WebhookDelivery,
+  WebhookDeliveryPage,
+  WebhookEndpoint,
+  WebhookEndpointPage,
+} from "../webhooks/model";
 import { ProblemSchema } from "./problem";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -366,6 +376,37 @@ type Operation = {
 
 const REQUEST_ID_SCHEMA = { type: "string" as const, minLength: 1, maxLength: 128, pattern: "^[\\x21-\\x7E]+$" };
 
+const signedHeader = (name: string, description: string, schema: object) => ({
+  name,
+  in: "header",
+  required: true,
+  description,
+  schema,
+});
+
+/** The request this service sends to a webhook endpoint (an OpenAPI 3.1 `webhooks` entry). */
+const webhookRequest = {
+  operationId: "receivePayoutEvent",
+  tags: ["webhooks"],
+  summary: "An event, delivered to a webhook endpoint",
+  description:
+    "One POST per attempt, per Standard Webhooks (standardwebhooks.com): a receiver using the standardwebhooks or svix libraries verifies it unchanged. Any 2xx within WEBHOOK_TIMEOUT_MS is success; anything else (another status, redirects included, a timeout, a refused connection) is retried after WEBHOOK_RETRY_BASE_DELAY_MS, doubling, at most 10 hours apart, up to WEBHOOK_MAX_ATTEMPTS attempts. Delivery is at least once and unordered: deduplicate by webhook-id, order by the event's created_at.",
+  parameters: [
+    signedHeader("webhook-id", "The event's id: the same on every attempt.", { type: "string", format: "uuid" }),
+    signedHeader("webhook-timestamp", "Unix seconds of this attempt.", { type: "string", pattern: "^\\d+$" }),
+    signedHeader(
+      "webhook-signature",
+      "v1, + base64 of HMAC-SHA256 over {webhook-id}.{webhook-timestamp}.{body}, keyed with the base64-decoded part of the secret after whsec_. During WEBHOOK_SECRET_OVERLAP_MS after a rotation, two signatures separated by a space: the new secret's and the previous one's.",
+      { type: "string", pattern: "^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)?$" },
+    ),
+  ],
+  requestBody: { required: true, content: json(ref("PayoutEvent")) },
+  responses: {
+    "2XX": { description: "Delivered" },
+    default: { description: "Not delivered: the attempt is retried" },
+  },
+};
+
 export const swaggerHtml = `<!doctype html>
 <html lang="en">
 <head>
@@ -419,7 +460,9 @@ export const openapiDocs = new Elysia({ name: "openapi" })
           { name: "payouts", description: "Payout requests" },
           { name: "events", description: "The audit trail: every change of every payout" },
           { name: "health", description: "Probes for the orchestrator" },
+          { name: "webhooks", description: "Endpoints that receive events, signed per Standard Webhooks" },
         ],
+        webhooks: { "payout-event": { post: webhookRequest } },
         components: {
           headers: {
             "X-Request-Id": {
@@ -455,6 +498,14 @@ export const openapiDocs = new Elysia({ name: "openapi" })
             Problem: ProblemSchema,
             PayoutEvent,
             EventPage,
+            WebhookEndpoint,
+            CreatedWebhookEndpoint,
+            CreateWebhookEndpoint: CreateWebhookEndpointBody,
+            UpdateWebhookEndpoint: UpdateWebhookEndpointBody,
+            RotatedSecret,
+            WebhookDelivery,
+            WebhookEndpointPage,
+            WebhookDeliveryPage,
             // biome-ignore lint/suspicious/noExplicitAny: TypeBox schemas are JSON Schema objects
           } as any,
         },

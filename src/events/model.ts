@@ -88,4 +88,5 @@ export const EventListQueryParams = Type.Object(
   { additionalProperties: false },
 );
 
-export const HistoryQueryParams = Type.Object({ limit, cursor }, { additionalProperties: false });
+/** limit and cursor alone: the query of a list with no filters. */
+export const PageQueryParams = Type.Object({ limit, cursor }, { additionalProperties: false });

@@ -3,7 +3,7 @@ import { QUERY_PARAMETERS, queryParameters, responses } from "../api/openapi";
 import { json, payoutId } from "../api/payouts";
 import { ValidationFailed } from "../errors";
 import { PayoutIdParam } from "../payouts/model";
-import { EventListQueryParams, HistoryQueryParams } from "./model";
+import { EventListQueryParams, PageQueryParams } from "./model";
 import type { EventService } from "./service";
 import { validateEventListQuery, validateHistoryQuery } from "./validation";
 
@@ -19,7 +19,7 @@ const docs = {
     summary: "A payout's history, oldest first",
     description:
       "Every change of the payout, in the order it happened, also after the payout was deleted. An id that never was a payout is a 404 (so is one that is not a UUID). Payouts stored before the audit trail existed start their history at their next change. Unknown or repeated query parameters are a 400.",
-    [QUERY_PARAMETERS]: queryParameters(HistoryQueryParams),
+    [QUERY_PARAMETERS]: queryParameters(PageQueryParams),
     responses: responses(page, [400, 404]),
   },
   list: {

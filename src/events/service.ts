@@ -5,7 +5,7 @@ import { NotFound } from "../errors";
 import type { Payout } from "../payouts/model";
 import { type ListSpec, nextListCursor, type PageQuery } from "../payouts/validation";
 import type { PayoutEvent } from "./model";
-import { type EventListQuery, eventList, historyList } from "./validation";
+import { type EventListQuery, eventList, unfilteredList } from "./validation";
 
 export function toEvent(row: PayoutEventRow): PayoutEvent {
   return {
@@ -82,7 +82,7 @@ export function eventService(db: Db) {
      * existed has an empty history; an id that was never a payout is a 404.
      */
     async history(payoutId: string, query: PageQuery): Promise<Page> {
-      const page = toPage(await historyPageQuery(db, payoutId, query), query, historyList);
+      const page = toPage(await historyPageQuery(db, payoutId, query), query, unfilteredList);
       if (page.results.length > 0 || query.cursor) return page;
       const [known] = await db.select({ found: sql`1` }).from(payouts).where(eq(payouts.id, payoutId));
       if (!known) throw new NotFound();

@@ -1,7 +1,7 @@
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { PAGE_LIMIT_DEFAULT } from "../payouts/model";
 import { type ListSpec, type PageQuery, validateList } from "../payouts/validation";
-import { EventListQueryParams, type EventType, HistoryQueryParams } from "./model";
+import { EventListQueryParams, type EventType, PageQueryParams } from "./model";
 
 export type EventListQuery = PageQuery & {
   type?: EventType;
@@ -10,7 +10,7 @@ export type EventListQuery = PageQuery & {
   createdBefore?: Date;
 };
 
-const limitOf = (params: Record<string, unknown>) => (params.limit as number | undefined) ?? PAGE_LIMIT_DEFAULT;
+export const limitOf = (params: Record<string, unknown>) => (params.limit as number | undefined) ?? PAGE_LIMIT_DEFAULT;
 
 export const eventList: ListSpec<EventListQuery> = {
   check: TypeCompiler.Compile(EventListQueryParams),
@@ -29,12 +29,12 @@ export const eventList: ListSpec<EventListQuery> = {
   }),
 };
 
-/** A payout's history has no filters: the payout is in the path. */
-export const historyList: ListSpec<PageQuery> = {
-  check: TypeCompiler.Compile(HistoryQueryParams),
+/** A list with no filters: a payout's history (the payout is in the path), the webhook endpoints. */
+export const unfilteredList: ListSpec<PageQuery> = {
+  check: TypeCompiler.Compile(PageQueryParams),
   toQuery: (params) => ({ limit: limitOf(params) }),
   filters: () => ({}),
 };
 
 export const validateEventListQuery = (search: URLSearchParams) => validateList(search, eventList);
-export const validateHistoryQuery = (search: URLSearchParams) => validateList(search, historyList);
+export const validateHistoryQuery = (search: URLSearchParams) => validateList(search, unfilteredList);

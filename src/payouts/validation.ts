@@ -70,7 +70,7 @@ function refusals(
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
 
-function validateBody<T>(check: TypeCheck<TSchema>, readOnly: ReadonlySet<string>, body: unknown): Validated<T> {
+export function validateBody<T>(check: TypeCheck<TSchema>, readOnly: ReadonlySet<string>, body: unknown): Validated<T> {
   if (!isPlainObject(body)) return { ok: false, errors: [{ field: "", message: "the body must be a JSON object" }] };
   if (!check.Check(body)) return { ok: false, errors: refusals(check, body, readOnly, "is not a known field") };
   return { ok: true, value: check.Decode(body) as T };

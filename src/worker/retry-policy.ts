@@ -21,9 +21,9 @@ const MAX_RETRY_DELAY_MS = 3_600_000;
 /** A message whose handler threw, and whose retry could not be sent either, is handed back after this. */
 export const HAND_BACK_AFTER_MS = 1000;
 
-/** Delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ..., at most an hour. */
-export const retryDelayMs = (baseMs: number, attempt: number) =>
-  Math.min(baseMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+/** Delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ..., at most an hour (or `maxMs`). */
+export const retryDelayMs = (baseMs: number, attempt: number, maxMs = MAX_RETRY_DELAY_MS) =>
+  Math.min(baseMs * 2 ** (attempt - 1), maxMs);
 
 /**
  * Every retry delay a payout can wait, for the broker's retry queues; never empty, since a message

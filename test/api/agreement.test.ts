@@ -308,10 +308,18 @@ const queryOperations = () =>
     .map(([path]) => path);
 
 test("every listing with a query parameter is checked below", () => {
-  expect(queryOperations().sort()).toEqual(["/api/events/", "/api/payouts/", "/api/payouts/{id}/events/"]);
+  expect(queryOperations().sort()).toEqual(LISTINGS.sort());
 });
 
-for (const path of ["/api/payouts/", "/api/events/", "/api/payouts/{id}/events/"]) {
+const LISTINGS = [
+  "/api/payouts/",
+  "/api/events/",
+  "/api/payouts/{id}/events/",
+  "/api/webhook-endpoints/",
+  "/api/webhook-endpoints/{endpoint_id}/deliveries/",
+];
+
+for (const path of LISTINGS) {
   test(`GET ${path}: the server accepts exactly the queries the document accepts`, async () => {
     const operation = doc.paths[path].get;
     const parameters = (operation.parameters as Json[]).map(resolveParameter).filter((p) => p.in === "query");
@@ -324,9 +332,14 @@ for (const path of ["/api/payouts/", "/api/events/", "/api/payouts/{id}/events/"
       required: parameters.filter((p) => p.required).map((p) => p.name),
       additionalProperties: false,
     });
+    // Two endpoints, and each change a delivery to both: every listing has a second page.
+    const endpoints = [];
+    for (let i = 0; i < 2; i++) {
+      endpoints.push((await api.request("POST", "/api/webhook-endpoints/", { url: "https://93.184.216.34/" })).body.id);
+    }
     const { id } = await createPayout(api);
     await api.request("PATCH", `/api/payouts/${id}/`, { comment: "a second event" });
-    const url = path.replace("{id}", id);
+    const url = path.replace("{id}", id).replace("{endpoint_id}", endpoints[0]);
     const { body: page } = await api.request("GET", `${url}?limit=1`);
     const cursors = [page.next_cursor, "abc", ""].filter((c) => typeof c === "string");
 

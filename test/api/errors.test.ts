@@ -4,6 +4,7 @@ import { createApp } from "../../src/api/app";
 import { loadConfig } from "../../src/config";
 import { connectPostgres } from "../../src/db/client";
 import type { Logger } from "../../src/log";
+import { webhookSettings } from "../../src/webhooks/service";
 import { countRows, createPayout, problemType, scratchDatabase, validBody } from "../fixtures";
 import { testApi, testDatabase } from "../helpers";
 
@@ -281,6 +282,7 @@ describe("the database", () => {
         onCreated: () => {},
         brokerConnected: () => true,
         idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+        webhooks: webhookSettings(loadConfig({})),
       });
       const response = await app.handle(
         new Request("http://payouts.test/api/payouts/", {

@@ -57,6 +57,14 @@ describe("the document", () => {
         "DELETE /api/payouts/{id}/",
         "GET /api/payouts/{id}/events/",
         "GET /api/events/",
+        "POST /api/webhook-endpoints/",
+        "GET /api/webhook-endpoints/",
+        "GET /api/webhook-endpoints/{endpoint_id}/",
+        "PATCH /api/webhook-endpoints/{endpoint_id}/",
+        "DELETE /api/webhook-endpoints/{endpoint_id}/",
+        "POST /api/webhook-endpoints/{endpoint_id}/rotate-secret/",
+        "GET /api/webhook-endpoints/{endpoint_id}/deliveries/",
+        "POST /api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry/",
         "GET /health/live",
         "GET /health/ready",
       ].sort(),
@@ -71,7 +79,25 @@ describe("the document", () => {
     ["/api/payouts/{id}/", "delete", ["204", "404", "409", "500", "503"]],
     ["/api/payouts/{id}/events/", "get", ["200", "400", "404", "500", "503"]],
     ["/api/events/", "get", ["200", "400", "500", "503"]],
+    ["/api/webhook-endpoints/", "post", ["201", "400", "413", "415", "500", "503"]],
+    ["/api/webhook-endpoints/", "get", ["200", "400", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/", "get", ["200", "404", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/", "patch", ["200", "400", "404", "413", "415", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/", "delete", ["204", "404", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/rotate-secret/", "post", ["200", "404", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/deliveries/", "get", ["200", "400", "404", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry/", "post", ["202", "404", "500", "503"]],
   ];
+
+  test("the request sent to webhook endpoints is an OpenAPI 3.1 webhooks entry with its signed headers", () => {
+    const request = doc.webhooks?.["payout-event"]?.post;
+    expect(request.parameters.map((p: Json) => [p.in, p.name, p.required])).toEqual([
+      ["header", "webhook-id", true],
+      ["header", "webhook-timestamp", true],
+      ["header", "webhook-signature", true],
+    ]);
+    expect(deref(request.requestBody.content["application/json"].schema)).toBe(doc.components.schemas.PayoutEvent);
+  });
   for (const [path, method, statuses] of expectedResponses) {
     test(`${method.toUpperCase()} ${path} lists its responses, errors as problem+json`, () => {
       const responses = operation(path, method).responses;

@@ -138,6 +138,11 @@ describe("405 and Allow, from the app's own routes", () => {
     "/api/payouts/:id/": "GET, PATCH, DELETE",
     "/api/payouts/:id/events/": "GET",
     "/api/events/": "GET",
+    "/api/webhook-endpoints/": "GET, POST",
+    "/api/webhook-endpoints/:endpoint_id/": "GET, PATCH, DELETE",
+    "/api/webhook-endpoints/:endpoint_id/rotate-secret/": "POST",
+    "/api/webhook-endpoints/:endpoint_id/deliveries/": "GET",
+    "/api/webhook-endpoints/:endpoint_id/deliveries/:delivery_id/retry/": "POST",
     "/swagger": "GET",
     "/swagger/json": "GET",
     "/swagger/assets/swagger-ui.css": "GET",
@@ -152,7 +157,7 @@ describe("405 and Allow, from the app's own routes", () => {
   });
 
   for (const [pattern, methods] of Object.entries(allow)) {
-    const path = pattern.replace(":id", id);
+    const path = pattern.replace(":id", id).replace(":endpoint_id", id).replace(":delivery_id", id);
     for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]) {
       if (methods.split(", ").includes(method)) continue;
       for (const slash of pattern.endsWith("/") ? [path, path.slice(0, -1)] : [path, `${path}/`]) {

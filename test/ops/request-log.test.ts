@@ -3,6 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { createApp } from "../../src/api/app";
 import { loadConfig } from "../../src/config";
 import { createLogger } from "../../src/log";
+import { webhookSettings } from "../../src/webhooks/service";
 import { eventually, testDatabase } from "../helpers";
 
 const database = testDatabase();
@@ -25,6 +26,7 @@ function loggedApi() {
     onCreated: () => {},
     brokerConnected: () => true,
     idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+    webhooks: webhookSettings(loadConfig({})),
   });
   const request = async (method: string, path: string, body?: string, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
@@ -166,6 +168,7 @@ test("LOG_FORMAT=pretty writes one readable line per request", async () => {
     onCreated: () => {},
     brokerConnected: () => true,
     idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+    webhooks: webhookSettings(loadConfig({})),
   });
   await app.handle(new Request("http://payouts.test/api/payouts/", { headers: { "x-request-id": "pretty-1" } }));
   const [line] = await eventually(async () => out.length > 0 && out, 2000, 1);
