@@ -154,3 +154,13 @@ test("a worker thread's uncaught error is one line from the thread, which exits 
   expect(restarts.length).toBeGreaterThanOrEqual(2);
   expect(restarts.every((l) => l.code === 1)).toBe(true);
 }, 20_000);
+
+test("the entry point installs the handlers before it loads the program, and the binary is built split from it", () => {
+  const statements = readFileSync(join(ROOT, "src", "entry.ts"), "utf8")
+    .split("\n")
+    .filter((line) => line && !line.startsWith("//"));
+  expect(statements).toEqual(['import "./lifecycle";', 'await import("./main");']);
+  const { scripts } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  expect(scripts.start).toContain("bun run src/entry.ts");
+  expect(scripts.build).toStartWith("bun build src/entry.ts src/worker/thread.ts --compile --splitting ");
+});
