@@ -103,6 +103,8 @@ describe("the Kustomize base and the KEDA overlay", () => {
       const pod = workload.spec.template.spec;
       expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 });
       expect(pod.automountServiceAccountToken).toBe(false);
+      // The binary is not PID 1 (which would ignore a SIGTERM sent before its handler exists).
+      expect(pod.shareProcessNamespace).toBe(true);
       const c = container(workload);
       expect(c.securityContext).toEqual({
         readOnlyRootFilesystem: true,
