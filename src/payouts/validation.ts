@@ -1,4 +1,4 @@
-import type { TSchema } from "@sinclair/typebox";
+import { TransformKind, type TSchema } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { type ValueError, ValueErrorType } from "@sinclair/typebox/errors";
 import type { FieldError } from "../errors";
@@ -66,6 +66,23 @@ function refusals(
   return [...byField].sort(([a], [b]) => rank(a) - rank(b)).map(([field, refused]) => ({ field, message: refused }));
 }
 
+type Transform = { [TransformKind]?: { Decode: (value: unknown) => unknown } };
+
+/**
+ * The decoded value of a flat object that its check accepted: each property through its schema's
+ * Decode, where it has one. The same result as TypeCheck.Decode, which checks the value a second
+ * time and walks it generically: several times the cost of the check, on every create.
+ */
+function decode<T>(check: TypeCheck<TSchema>, value: Record<string, unknown>): T {
+  const properties = (check.Schema() as unknown as { properties: Record<string, Transform> }).properties;
+  const decoded: Record<string, unknown> = {};
+  for (const [field, raw] of Object.entries(value)) {
+    const transform = (properties[field] as Transform)[TransformKind];
+    decoded[field] = transform ? transform.Decode(raw) : raw;
+  }
+  return decoded as T;
+}
+
 /** A JSON object: not an array, nor a top-level number (parsed as a JsonNumber). */
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
@@ -73,7 +90,7 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
 export function validateBody<T>(check: TypeCheck<TSchema>, readOnly: ReadonlySet<string>, body: unknown): Validated<T> {
   if (!isPlainObject(body)) return { ok: false, errors: [{ field: "", message: "the body must be a JSON object" }] };
   if (!check.Check(body)) return { ok: false, errors: refusals(check, body, readOnly, "is not a known field") };
-  return { ok: true, value: check.Decode(body) as T };
+  return { ok: true, value: decode<T>(check, body) };
 }
 
 const createReadOnly = readOnlyIn(CreatePayoutBody);
@@ -124,7 +141,7 @@ function readParams(check: TypeCheck<TSchema>, params: [string, string][]): Vali
   const errors = check.Check(query) ? [] : refusals(check, query, new Set(), "is not a known query parameter");
   for (const field of repeated) errors.push({ field, message: "must be given once" });
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: check.Decode(query) as Record<string, unknown> };
+  return { ok: true, value: decode<Record<string, unknown>>(check, query) };
 }
 
 /** The cursor of the page after the one that ended at `last`, in the list `query` asked for. */
