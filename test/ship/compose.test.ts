@@ -134,8 +134,9 @@ describe("compose.yaml", () => {
       command.find((arg) => arg.startsWith("max_connections="))?.slice("max_connections=".length),
     );
     // Every pool has one more connection for its availability probe (src/db/availability.ts); a
-    // worker has a pool per thread and one of 2 for its relay and key purge; migrate has one.
-    const worker = config.workerThreads * (config.dbPoolSize + 1) + 2 + 1;
+    // worker has a pool per thread, one of 2 for its relay and key purge, and one of 4 for webhook
+    // deliveries; migrate has one.
+    const worker = config.workerThreads * (config.dbPoolSize + 1) + 2 + 1 + 4 + 1;
     const api = loadConfig(service("api").environment ?? {}).dbPoolSize + 1;
     const needed = api + 1 + 6 * worker;
     // PostgreSQL keeps 3 connections (superuser_reserved_connections) for a superuser.
