@@ -1,9 +1,13 @@
 import postgres from "postgres";
 
-// How often the database is asked whether it answers, and how long an answer may take. With these,
-// an outage is known within about a second and the end of one within half a second.
+// How often the database is asked whether it answers, how long an answer may take, and how many
+// unanswered probes in a row make it unavailable: one slow answer (a busy CPU, a pause) is not an
+// outage. A failed connection says so at once (`lost`); a silent database is known within about
+// three seconds, meanwhile each request still answers within its own deadline; the end of an
+// outage is known within half a second.
 const PROBE_INTERVAL_MS = 500;
 const PROBE_TIMEOUT_MS = 1000;
+const UNANSWERED_PROBES = 2;
 
 /**
  * Whether the database answers right now, as a circuit breaker: while it does not, requests are
@@ -33,6 +37,7 @@ export const alwaysAvailable: Availability = {
  */
 export function probeAvailability(url: string, applicationName: string): Availability {
   let available = true;
+  let unanswered = 0;
   let stopped = false;
   let client: postgres.Sql | undefined;
   let timer: Timer | undefined;
@@ -43,8 +48,11 @@ export function probeAvailability(url: string, applicationName: string): Availab
   };
 
   const settle = (up: boolean) => {
-    available = up;
-    if (up) wakeAll(true);
+    unanswered = up ? 0 : unanswered + 1;
+    if (up) {
+      available = true;
+      wakeAll(true);
+    } else if (unanswered >= UNANSWERED_PROBES) available = false;
   };
 
   const probe = async () => {

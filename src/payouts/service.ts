@@ -49,7 +49,7 @@ const CREATE_DEADLINE_MS = 800;
 const SETTLE_MS = 300;
 const LOOKUP_TIMEOUT_MS = 400;
 /** Reads, changes and deletes answer within this, or 503. */
-const ANSWER_WITHIN_MS = 1200;
+const ANSWER_WITHIN_MS = 1800;
 
 const UNIQUE_VIOLATION = "23505";
 const DEADLOCK_DETECTED = "40P01";

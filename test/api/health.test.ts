@@ -57,11 +57,12 @@ describe("ready waits for this build's schema", () => {
     await admin.unsafe(`CREATE DATABASE "${name}"`);
     fresh = connectPostgres(url.toString(), 2, "t");
   });
+  // Closing a pool and dropping a database can take longer than a hook's default 5 s on a busy machine.
   afterAll(async () => {
     await fresh.close();
     await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.end();
-  });
+  }, 30_000);
   const ready = (db: Database) => testApi(db).request("GET", "/health/ready");
   // The newest migration's record, taken out by one test and put back by the next.
   let newest: { hash: string; created_at: string } | undefined;
