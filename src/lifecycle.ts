@@ -3,6 +3,7 @@
 // handled, not ignored (the binary is PID 1 in a container, where an unhandled SIGTERM does
 // nothing) and not fatal (elsewhere it would kill the process with no exit code).
 import { isMainThread } from "node:worker_threads";
+import { DatabaseUnavailableError, isDatabaseUnavailable } from "./db/errors";
 import { createLogger, type Logger } from "./log";
 
 // Until the configuration is read, lines use the defaults: JSON at info.
@@ -49,19 +50,21 @@ function fatal(msg: string, err: unknown): void {
 }
 
 /**
- * Bun's node:net also rejects a promise with a socket's failed write (a connection reset under
- * it), which the socket's owner has already been told through the socket's 'error' event:
- * postgres.js fails the query and reconnects. Nothing is left unplanned, so the process logs it
- * and carries on serving instead of dropping every other request with it.
+ * A lost connection's error can reach the event loop a second time as a promise nobody awaits:
+ * Bun's node:net rejects one with a reset socket's failed read or write, and a driver's internal
+ * query on a connection being torn down rejects too. The connection's owner has already been told
+ * (postgres.js fails its queries and reconnects, amqplib its channel) and the database stays the
+ * source of truth, so nothing is left unplanned: the process logs it and carries on serving
+ * instead of dropping every other request with it. Anything else is a bug, and fatal.
  */
-function isHandledSocketWriteFailure(reason: unknown): boolean {
-  const error = reason as { syscall?: unknown; code?: unknown } | null;
-  return error?.syscall === "write" && (error.code === "ECONNRESET" || error.code === "EPIPE");
+function isLostConnection(reason: unknown): boolean {
+  return isDatabaseUnavailable(reason) && !(reason instanceof DatabaseUnavailableError);
 }
 
 process.on("uncaughtException", (err) => fatal("uncaught exception; exiting", err));
 process.on("unhandledRejection", (reason) => {
-  if (isHandledSocketWriteFailure(reason)) log.warn("a socket write failed on a reset connection", { err: reason });
+  if (isLostConnection(reason))
+    log.warn("a lost connection's error surfaced again; its owner handles it", { err: reason });
   else fatal("unhandled rejection; exiting", reason);
 });
 // Signals are delivered to the process, whose main thread owns the shutdown.

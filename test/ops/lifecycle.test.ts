@@ -114,7 +114,7 @@ for (const kind of ["exception", "rejection"]) {
   });
 }
 
-test("a reset socket's failed write, which Bun also rejects, is one warning and the process carries on", async () => {
+test("a lost connection's error that also surfaces as an unhandled rejection is one warning, and the process carries on", async () => {
   const child = Bun.spawn(["bun", join(import.meta.dir, "fixtures", "uncaught.ts"), "socket-write"], {
     stdout: "pipe",
     stderr: "pipe",
@@ -123,7 +123,7 @@ test("a reset socket's failed write, which Bun also rejects, is one warning and 
   const result = await output(child);
   expect(result.exitCode).toBe(0);
   expect([...result.stdout, ...result.stderr]).toEqual([
-    expect.objectContaining({ level: "warn", msg: "a socket write failed on a reset connection" }),
+    expect.objectContaining({ level: "warn", msg: "a lost connection's error surfaced again; its owner handles it" }),
   ]);
 });
 
