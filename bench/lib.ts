@@ -17,11 +17,17 @@ export const FLOOR_QUEUE = "floor";
 
 const rabbitmqctl = (...args: string[]) => Bun.spawnSync(["rabbitmqctl", "-q", ...args]);
 
-/** A fresh database (migrated) and vhost named `name`; `drop` removes both. */
-export async function benchEnvironment(name: string) {
+/**
+ * A fresh database (migrated) and vhost named `name`; `drop` removes both. With `reuse`, a database
+ * of that name that exists is kept as it is (migrated to the latest), and removed by `drop`.
+ */
+export async function benchEnvironment(name: string, reuse = false) {
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const [existing] = await admin`SELECT 1 FROM pg_database WHERE datname = ${name}`;
+  if (!(reuse && existing)) {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  }
   const dbUrl = new URL(adminUrl);
   dbUrl.pathname = `/${name}`;
   const databaseUrl = dbUrl.toString();
