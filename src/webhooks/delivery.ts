@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Config } from "../config";
 import { type Db, resultRows } from "../db/client";
 import type { PayoutEventRow } from "../db/schema";
@@ -155,44 +155,55 @@ export function startDeliveries(db: Db, options: DeliveryOptions, log: Logger) {
    * The outcome of one attempt, conditional on the claim (its attempt number and status): a
    * delivery retried or deleted meanwhile is not overwritten. A delivery that ends failed adds
    * one to its endpoint's run of failures, which disables it at WEBHOOK_DISABLE_AFTER; a success
-   * ends the run.
+   * ends the run. Returns what the delivery became, or "superseded" when nothing was written.
    */
   const finish = async (claimed: Claimed, result: Outcome) => {
     const same = sql`id = ${claimed.delivery_id} AND attempts = ${claimed.attempt} AND status = 'pending'`;
+    // Whether the outcome was written: not when the delivery was taken over, retried or deleted meanwhile.
+    const written = async (statement: SQL) => (resultRows<{ n: number }>(await db.execute(statement))[0]?.n ?? 0) > 0;
+    let delivery: "succeeded" | "pending" | "failed";
+    let statement: SQL;
     if (result.outcome === "success") {
-      await db.execute(sql`
+      delivery = "succeeded";
+      statement = sql`
         WITH done AS (
           UPDATE webhook_deliveries SET status = 'succeeded', locked_until = NULL,
                  last_response_status = ${result.status}, last_error = NULL
-          WHERE ${same} RETURNING endpoint_id)
-        UPDATE webhook_endpoints SET consecutive_failures = 0
-        FROM done WHERE webhook_endpoints.id = done.endpoint_id AND consecutive_failures <> 0`);
-      return "succeeded";
-    }
-    if (claimed.attempt < options.maxAttempts) {
+          WHERE ${same} RETURNING endpoint_id),
+        run_ended AS (
+          UPDATE webhook_endpoints SET consecutive_failures = 0
+          FROM done WHERE webhook_endpoints.id = done.endpoint_id AND consecutive_failures <> 0)
+        SELECT count(*)::int AS n FROM done`;
+    } else if (claimed.attempt < options.maxAttempts) {
+      delivery = "pending";
       const delayMs = retryDelayMs(options.retryBaseDelayMs, claimed.attempt, MAX_RETRY_DELAY_MS);
-      await db.execute(sql`
-        UPDATE webhook_deliveries SET locked_until = NULL,
-               next_attempt_at = now() + make_interval(secs => ${delayMs / 1000}),
-               last_response_status = ${result.status}, last_error = ${result.error}
-        WHERE ${same}`);
-      return "pending";
+      statement = sql`
+        WITH done AS (
+          UPDATE webhook_deliveries SET locked_until = NULL,
+                 next_attempt_at = now() + make_interval(secs => ${delayMs / 1000}),
+                 last_response_status = ${result.status}, last_error = ${result.error}
+          WHERE ${same} RETURNING id)
+        SELECT count(*)::int AS n FROM done`;
+    } else {
+      delivery = "failed";
+      const disables = sql`e.enabled AND e.consecutive_failures + 1 >= ${options.disableAfter}`;
+      statement = sql`
+        WITH done AS (
+          UPDATE webhook_deliveries SET status = 'failed', locked_until = NULL,
+                 last_response_status = ${result.status}, last_error = ${result.error}
+          WHERE ${same} RETURNING endpoint_id),
+        counted AS (
+          UPDATE webhook_endpoints e
+          SET consecutive_failures = e.consecutive_failures + 1,
+              enabled = e.enabled AND NOT (${disables}),
+              disabled_reason = CASE WHEN ${disables}
+                                     THEN ${`${options.disableAfter} deliveries in a row failed; the last: ${result.error}`}
+                                     ELSE e.disabled_reason END,
+              updated_at = CASE WHEN ${disables} THEN now() ELSE e.updated_at END
+          FROM done WHERE e.id = done.endpoint_id)
+        SELECT count(*)::int AS n FROM done`;
     }
-    await db.execute(sql`
-      WITH done AS (
-        UPDATE webhook_deliveries SET status = 'failed', locked_until = NULL,
-               last_response_status = ${result.status}, last_error = ${result.error}
-        WHERE ${same} RETURNING endpoint_id)
-      UPDATE webhook_endpoints e
-      SET consecutive_failures = e.consecutive_failures + 1,
-          enabled = e.enabled AND e.consecutive_failures + 1 < ${options.disableAfter},
-          disabled_reason = CASE WHEN e.enabled AND e.consecutive_failures + 1 >= ${options.disableAfter}
-                                 THEN ${`${options.disableAfter} deliveries in a row failed; the last: ${result.error}`}
-                                 ELSE e.disabled_reason END,
-          updated_at = CASE WHEN e.enabled AND e.consecutive_failures + 1 >= ${options.disableAfter}
-                            THEN now() ELSE e.updated_at END
-      FROM done WHERE e.id = done.endpoint_id`);
-    return "failed";
+    return (await written(statement)) ? delivery : "superseded";
   };
 
   const attempt = async (claimed: Claimed) => {

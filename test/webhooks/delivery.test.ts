@@ -239,6 +239,22 @@ describe("retries, failure, disabling", () => {
       last_response_status: 204,
     });
   });
+
+  test("an endpoint deleted while an attempt is on the wire: the attempt's outcome is not written", async () => {
+    const r = receiver(async () => {
+      await Bun.sleep(300);
+      return new Response("ok");
+    });
+    const e = await endpoint(r.url);
+    await createPayout(api);
+    const loop = deliver();
+    await eventually(async () => r.received.length >= 1, 15_000, 5);
+    expect((await api.request("DELETE", `/api/webhook-endpoints/${e.id}/`)).status).toBe(204);
+    await eventually(async () => loop.attempts().length >= 1);
+    expect(loop.attempts().map((l) => [l.outcome, l.delivery])).toEqual([["success", "superseded"]]);
+    const [row] = await query<{ n: number }>(database, sql`SELECT count(*)::int AS n FROM webhook_deliveries`);
+    expect(row?.n).toBe(0);
+  });
 });
 
 describe("rotation and addresses", () => {
