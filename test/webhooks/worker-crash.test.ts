@@ -35,6 +35,8 @@ test("kill -9 of the worker during deliveries, then a new worker: every event is
   await eventually(async () => receiver.received.length >= 5, 30_000);
   first.kill("SIGKILL");
   await first.exited;
+  // RabbitMQ has noticed the dead consumer before the next one is counted.
+  await eventually(async () => (await broker.depth("payouts")).consumers === 0);
   await spawnWorker(broker, WORKER_ENV);
 
   // The relay publishes the payouts, the worker pays them: created, processing and completed
