@@ -61,6 +61,25 @@ export const randomPort = () => 18_000 + Math.floor(Math.random() * 1000);
 const startScript: string = (await Bun.file("package.json").json()).scripts.start;
 export const startEnv = Object.fromEntries([...startScript.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
 
+/**
+ * The environment a role of the service runs with in a bench: the run's database and vhost, the
+ * start script's settings, request logs at info, and its metrics on `port` + 1000.
+ */
+export const roleEnv = (
+  env: { databaseUrl: string; amqpUrl: string },
+  port: number,
+  extra: Record<string, string> = {},
+): Record<string, string | undefined> => ({
+  ...process.env,
+  ...startEnv,
+  DATABASE_URL: env.databaseUrl,
+  AMQP_URL: env.amqpUrl,
+  LOG_LEVEL: "info",
+  PORT: String(port),
+  METRICS_PORT: String(port + 1000),
+  ...extra,
+});
+
 /** Resident memory of a process and its children, in MB (Linux /proc). */
 export function rssMb(pid: number): number {
   const pids = [pid];

@@ -18,8 +18,8 @@ import {
   load,
   randomPort,
   reset,
+  roleEnv,
   seconds,
-  startEnv,
   stop,
   waitReady,
 } from "./lib";
@@ -115,16 +115,7 @@ async function profiled(
   await resetStatements();
   const port = randomPort();
   const proc = Bun.spawn(["bun", "--cpu-prof", `--cpu-prof-dir=${dir}/${label}`, "src/main.ts", `--role=${role}`], {
-    env: {
-      ...process.env,
-      ...startEnv,
-      DATABASE_URL: env.databaseUrl,
-      AMQP_URL: env.amqpUrl,
-      LOG_LEVEL: "info",
-      PORT: String(port),
-      METRICS_PORT: String(port + 1000),
-      ...extra,
-    },
+    env: roleEnv(env, port, extra),
     stdout: "ignore",
     stderr: "inherit",
   });

@@ -35,9 +35,9 @@ import {
   randomPort,
   ratio,
   reset,
+  roleEnv,
   seconds,
   stamp,
-  startEnv,
   stop,
   waitReady,
 } from "./lib";
@@ -56,17 +56,7 @@ const LATENCY_CONCURRENCY = 500;
 const env = await benchEnvironment("payouts_bench");
 const logFile = `/tmp/payouts-bench-${process.pid}.log`;
 
-const processEnv = (port: number, extra: Record<string, string> = {}) => ({
-  ...process.env,
-  ...startEnv,
-  DATABASE_URL: env.databaseUrl,
-  AMQP_URL: env.amqpUrl,
-  LOG_LEVEL: "info",
-  PORT: String(port),
-  METRICS_PORT: String(port + 1000),
-  FLOOR_QUEUE,
-  ...extra,
-});
+const processEnv = (port: number, extra: Record<string, string> = {}) => roleEnv(env, port, { FLOOR_QUEUE, ...extra });
 
 async function pgbench(): Promise<number> {
   const file = `/tmp/payouts-bench-${process.pid}.sql`;

@@ -30,9 +30,9 @@ import {
   randomPort,
   ratio,
   reset,
+  roleEnv,
   seconds,
   stamp,
-  startEnv,
   stop,
   waitReady,
 } from "./lib";
@@ -50,16 +50,7 @@ const { sql } = env;
 const database = connectPostgres(env.databaseUrl, 2, "bench");
 const log = (line: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
-const processEnv = (port: number, extra: Record<string, string> = {}) => ({
-  ...process.env,
-  ...startEnv,
-  DATABASE_URL: env.databaseUrl,
-  AMQP_URL: env.amqpUrl,
-  LOG_LEVEL: "info",
-  PORT: String(port),
-  METRICS_PORT: String(port + 1000),
-  ...extra,
-});
+const processEnv = (port: number, extra: Record<string, string> = {}) => roleEnv(env, port, extra);
 
 /**
  * Appends payouts i = from..to of `total`, spread evenly over the two years before the last hour,
