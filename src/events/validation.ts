@@ -1,6 +1,5 @@
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { PAGE_LIMIT_DEFAULT } from "../payouts/model";
-import { type ListSpec, type PageQuery, validateList } from "../payouts/validation";
+import { type ListSpec, limitOf, type PageQuery, validateList } from "../payouts/validation";
 import { EventListQueryParams, type EventType, PageQueryParams } from "./model";
 
 export type EventListQuery = PageQuery & {
@@ -9,8 +8,6 @@ export type EventListQuery = PageQuery & {
   createdAfter?: Date;
   createdBefore?: Date;
 };
-
-export const limitOf = (params: Record<string, unknown>) => (params.limit as number | undefined) ?? PAGE_LIMIT_DEFAULT;
 
 export const eventList: ListSpec<EventListQuery> = {
   check: TypeCompiler.Compile(EventListQueryParams),

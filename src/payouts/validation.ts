@@ -131,6 +131,9 @@ export type ListSpec<Q extends PageQuery> = {
   filters: (query: Q) => Record<string, string | undefined>;
 };
 
+/** A list's page size: the `limit` given, or the default. */
+export const limitOf = (params: Record<string, unknown>) => (params.limit as number | undefined) ?? PAGE_LIMIT_DEFAULT;
+
 /** Query parameters given once each, checked against the list's schema. */
 function readParams(check: TypeCheck<TSchema>, params: [string, string][]): Validated<Record<string, unknown>> {
   const counts = new Map<string, number>();
@@ -180,7 +183,7 @@ export function validateList<Q extends PageQuery>(search: URLSearchParams, spec:
 const payoutList: ListSpec<ListQuery> = {
   check: listCheck,
   toQuery: (params) => ({
-    limit: (params.limit as number | undefined) ?? PAGE_LIMIT_DEFAULT,
+    limit: limitOf(params),
     status: params.status as Status | undefined,
     currency: params.currency as Currency | undefined,
     createdAfter: params.created_after as Date | undefined,

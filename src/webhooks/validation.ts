@@ -1,6 +1,13 @@
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { limitOf, unfilteredList } from "../events/validation";
-import { type ListSpec, type PageQuery, type Validated, validateBody, validateList } from "../payouts/validation";
+import { unfilteredList } from "../events/validation";
+import {
+  type ListSpec,
+  limitOf,
+  type PageQuery,
+  type Validated,
+  validateBody,
+  validateList,
+} from "../payouts/validation";
 import {
   CreateWebhookEndpointBody,
   type CreateWebhookEndpointInput,

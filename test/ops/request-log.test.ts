@@ -2,7 +2,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { createApp } from "../../src/api/app";
 import { loadConfig } from "../../src/config";
-import { createLogger } from "../../src/log";
+import { createLogger, type Logger } from "../../src/log";
 import { webhookSettings } from "../../src/webhooks/service";
 import { eventually, testDatabase } from "../helpers";
 
@@ -12,6 +12,17 @@ afterAll(() => database.close());
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SECRET = "40817810099910004312, BIC 044525225, Ivanov I.I.";
 
+/** The api in-process with the default settings, writing its lines to `log`. */
+const appLoggingTo = (log: Logger) =>
+  createApp({
+    database,
+    log,
+    onCreated: () => {},
+    brokerConnected: () => true,
+    idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+    webhooks: webhookSettings(loadConfig({})),
+  });
+
 /** The api in-process, its log lines (every level) parsed as they are written. */
 function loggedApi() {
   const lines: Record<string, unknown>[] = [];
@@ -20,14 +31,7 @@ function loggedApi() {
     raw.push(line);
     lines.push(JSON.parse(line));
   });
-  const app = createApp({
-    database,
-    log,
-    onCreated: () => {},
-    brokerConnected: () => true,
-    idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-    webhooks: webhookSettings(loadConfig({})),
-  });
+  const app = appLoggingTo(log);
   const request = async (method: string, path: string, body?: string, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
     if (body !== undefined) {
@@ -162,14 +166,7 @@ test("lines about a payout carry payout_id; no line carries the body or the quer
 test("LOG_FORMAT=pretty writes one readable line per request", async () => {
   const out: string[] = [];
   const log = createLogger("info", "pretty", {}, (line) => out.push(line));
-  const app = createApp({
-    database,
-    log,
-    onCreated: () => {},
-    brokerConnected: () => true,
-    idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-    webhooks: webhookSettings(loadConfig({})),
-  });
+  const app = appLoggingTo(log);
   await app.handle(new Request("http://payouts.test/api/payouts/", { headers: { "x-request-id": "pretty-1" } }));
   const [line] = await eventually(async () => out.length > 0 && out, 2000, 1);
   expect(line).toMatch(
