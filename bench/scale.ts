@@ -8,7 +8,8 @@
 // - the relay's query (as src/queue/outbox.ts builds it) under EXPLAIN (ANALYZE, BUFFERS);
 // - every list page of 1 to 200 rows, each filter, first and deep, planned without a Sort;
 // - table and index sizes, HOT updates and dead rows from pg_stat_user_tables.
-// Appends the results to bench/RESULTS.md; drops its database at the end.
+// Appends the results to bench/RESULTS.md; drops its database at the end (keeps it with
+// BENCH_SCALE_REUSE=1, whose next run measures the same preload).
 import { appendFileSync } from "node:fs";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -45,12 +46,20 @@ const LIST_CONNECTIONS = 4;
 const LIST_SECONDS = 3;
 
 const REUSE = process.env.BENCH_SCALE_REUSE === "1";
-const env = await benchEnvironment("payouts_scale", REUSE);
-const { sql } = env;
-const database = connectPostgres(env.databaseUrl, 2, "bench");
+/** A database the measurements run on, with the bench's own connections to it. */
+async function target(name: string, reuse: boolean) {
+  const env = await benchEnvironment(name, reuse);
+  return { env, sql: env.sql, database: connectPostgres(env.databaseUrl, 2, "bench") };
+}
+type Target = Awaited<ReturnType<typeof target>>;
+
+// The preload in a database of its own, kept by BENCH_SCALE_REUSE=1 for the next run; the small
+// table in another, so that measuring it never empties the preload.
+const largeDb = await target("payouts_scale", REUSE);
+const smallDb = await target("payouts_scale_small", false);
 const log = (line: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
-const processEnv = (port: number, extra: Record<string, string> = {}) => roleEnv(env, port, extra);
+const processEnv = (t: Target, port: number, extra: Record<string, string> = {}) => roleEnv(t.env, port, extra);
 
 /**
  * Appends payouts i = from..to of `total`, spread evenly over the two years before the last hour,
@@ -58,8 +67,8 @@ const processEnv = (port: number, extra: Record<string, string> = {}) => roleEnv
  * created_at. 94% COMPLETED, 3% FAILED, 3% CANCELLED; the newest 200 NEW (published, in flight).
  * RUB 60%, USD 25%, EUR 15%.
  */
-async function preload(from: number, to: number, total: number, events: boolean) {
-  const insert = sql`
+async function preload(t: Target, from: number, to: number, total: number, events: boolean) {
+  const insert = t.sql`
     INSERT INTO payouts (id, amount, currency, recipient_details, comment, status, failure_reason, attempts,
                          claimed_at, published_at, created_at, updated_at, processed_at)
     SELECT (lpad(to_hex((extract(epoch FROM c) * 1000)::bigint), 12, '0') || '7' || substr(r, 1, 3) || '8'
@@ -88,7 +97,7 @@ async function preload(from: number, to: number, total: number, events: boolean)
   if (!events) return insert;
   // The events each payout's history implies (created, then processing and its outcome, or
   // cancelled), written with it; the payout's JSON is built once for its events.
-  return sql`
+  return t.sql`
     WITH p AS (${insert} RETURNING *)
     INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data)
     SELECT (lpad(to_hex((extract(epoch FROM e.at) * 1000)::bigint), 12, '0') || '7'
@@ -105,30 +114,30 @@ async function preload(from: number, to: number, total: number, events: boolean)
 }
 
 /** Whether the audit trail (issue 10) has landed in the shape the preload knows how to fill. */
-async function eventsTable(): Promise<boolean> {
-  const columns = await sql<{ column_name: string }[]>`
+async function eventsTable(t: Target): Promise<boolean> {
+  const columns = await t.sql<{ column_name: string }[]>`
     SELECT column_name FROM information_schema.columns WHERE table_name = 'payout_events' ORDER BY column_name`;
-  const [json] = await sql`SELECT to_regprocedure('payout_json(payouts)') IS NOT NULL AS present`;
+  const [json] = await t.sql`SELECT to_regprocedure('payout_json(payouts)') IS NOT NULL AS present`;
   return columns.map((c) => c.column_name).join(",") === "attempt,created_at,data,id,payout_id,type" && json?.present;
 }
 
-async function fill(total: number) {
-  const events = await eventsTable();
+async function fill(t: Target, total: number) {
+  const events = await eventsTable(t);
   // The preload writes finished histories directly: the status machine's and the audit trail's
   // triggers would refuse or duplicate them. They are back on before anything is measured.
-  await sql`ALTER TABLE payouts DISABLE TRIGGER USER`;
+  await t.sql`ALTER TABLE payouts DISABLE TRIGGER USER`;
   for (let from = 1; from <= total; from += CHUNK) {
     const to = Math.min(total, from + CHUNK - 1);
-    await preload(from, to, total, events);
+    await preload(t, from, to, total, events);
     log(`preloaded ${to} of ${total} payouts${events ? " and their events" : ""}`);
   }
-  await sql`ALTER TABLE payouts ENABLE TRIGGER USER`;
+  await t.sql`ALTER TABLE payouts ENABLE TRIGGER USER`;
   const started = performance.now();
-  await sql`VACUUM ANALYZE`;
+  await t.sql`VACUUM ANALYZE`;
   const vacuumSeconds = (performance.now() - started) / 1000;
   // From here on, pg_stat_user_tables counts what the service does.
-  await sql`SELECT pg_stat_reset()`;
-  return { events, vacuumSeconds };
+  await t.sql`SELECT pg_stat_reset()`;
+  return { events, vacuumSeconds, reused: false };
 }
 
 const yearAgo = Date.now() - 365 * 86_400_000;
@@ -143,15 +152,15 @@ const FILTERS: Record<string, string> = {
 };
 
 /** The query each filter makes, and the cursor of a page `depth` rows deep (half the rows, when fewer). */
-async function pages() {
+async function pages(t: Target) {
   const result: { filter: string; query: string; deep?: string; depth: number }[] = [];
   for (const [filter, query] of Object.entries(FILTERS)) {
     const parsed = validateListQuery(new URLSearchParams(query));
     if (!parsed.ok) throw new Error(`bench: ${filter} is not a valid list query`);
-    const { sql: text, params } = pageQuery(database.db, { ...parsed.value, limit: DEPTH * 2 }).toSQL();
-    const [{ n } = { n: 0 }] = await sql.unsafe(`SELECT count(*)::int AS n FROM (${text}) AS p`, params as never[]);
+    const { sql: text, params } = pageQuery(t.database.db, { ...parsed.value, limit: DEPTH * 2 }).toSQL();
+    const [{ n } = { n: 0 }] = await t.sql.unsafe(`SELECT count(*)::int AS n FROM (${text}) AS p`, params as never[]);
     const depth = Math.min(DEPTH, Math.floor(n / 2));
-    const [row] = depth > 0 ? await pageQuery(database.db, { ...parsed.value, limit: 1 }).offset(depth) : [];
+    const [row] = depth > 0 ? await pageQuery(t.database.db, { ...parsed.value, limit: 1 }).offset(depth) : [];
     result.push({ filter, query, deep: row ? nextCursor(row, parsed.value) : undefined, depth });
   }
   return result;
@@ -161,7 +170,7 @@ type PlanNode = { "Node Type": string; Plans?: PlanNode[] };
 const nodes = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodes)];
 
 /** Pages of 1 to 200 rows, each filter, first and deep: how many plans have a Sort node, and which. */
-async function sortedPlans(list: Awaited<ReturnType<typeof pages>>) {
+async function sortedPlans(t: Target, list: Awaited<ReturnType<typeof pages>>) {
   let plans = 0;
   const sorted: string[] = [];
   for (const { filter, query, deep } of list) {
@@ -171,8 +180,8 @@ async function sortedPlans(list: Awaited<ReturnType<typeof pages>>) {
       if (!parsed.ok) throw new Error(`bench: ${filter} is not a valid list query`);
       const sorting: number[] = [];
       for (let limit = 1; limit <= PAGE_LIMIT_MAX; limit++) {
-        const { sql: text, params } = pageQuery(database.db, { ...parsed.value, limit }).toSQL();
-        const [row] = await sql.unsafe(`EXPLAIN (FORMAT JSON) ${text}`, params as never[]);
+        const { sql: text, params } = pageQuery(t.database.db, { ...parsed.value, limit }).toSQL();
+        const [row] = await t.sql.unsafe(`EXPLAIN (FORMAT JSON) ${text}`, params as never[]);
         const plan = (row?.["QUERY PLAN"] as { Plan: PlanNode }[])[0]?.Plan as PlanNode;
         plans++;
         if (nodes(plan).some((n) => n["Node Type"] === "Sort")) sorting.push(limit);
@@ -188,9 +197,9 @@ async function sortedPlans(list: Awaited<ReturnType<typeof pages>>) {
 }
 
 /** The relay's SELECT exactly as src/queue/outbox.ts sends it, under EXPLAIN (ANALYZE, BUFFERS). */
-async function explainRelay(): Promise<string> {
+async function explainRelay(t: Target): Promise<string> {
   const statements: { query: string; params: unknown[] }[] = [];
-  const client = postgres(env.databaseUrl, { max: 1, onnotice: () => {}, connection: { application_name: "bench" } });
+  const client = postgres(t.env.databaseUrl, { max: 1, onnotice: () => {}, connection: { application_name: "bench" } });
   const db = drizzle(client, { schema, logger: { logQuery: (query, params) => statements.push({ query, params }) } });
   // A publisher that refuses: should the relay find anything, its transaction rolls back.
   const publisher = {
@@ -206,14 +215,14 @@ async function explainRelay(): Promise<string> {
   const select = statements.find((s) => /^select/i.test(s.query) && /for update/i.test(s.query));
   if (!select) throw new Error("bench: the relay's SELECT was not seen");
   // In a transaction of its own: the rows it locks are free again when it ends.
-  const rows = await sql.unsafe(`EXPLAIN (ANALYZE, BUFFERS) ${select.query}`, select.params as never[]);
+  const rows = await t.sql.unsafe(`EXPLAIN (ANALYZE, BUFFERS) ${select.query}`, select.params as never[]);
   return `${select.query}\n-- params: ${JSON.stringify(select.params)}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`;
 }
 
 /** Each table and index of more than 64 kB; for a B-tree, how full its leaf pages are. */
-async function sizes() {
-  await sql`CREATE EXTENSION IF NOT EXISTS pgstattuple`;
-  return sql<{ name: string; kind: string; size: string; density: number | null }[]>`
+async function sizes(t: Target) {
+  await t.sql`CREATE EXTENSION IF NOT EXISTS pgstattuple`;
+  return t.sql<{ name: string; kind: string; size: string; density: number | null }[]>`
     SELECT c.relname AS name, CASE c.relkind WHEN 'i' THEN 'index' ELSE 'table' END AS kind,
            pg_size_pretty(pg_relation_size(c.oid)) AS size,
            CASE WHEN c.relkind = 'i' AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'btree')
@@ -223,20 +232,20 @@ async function sizes() {
     ORDER BY pg_relation_size(c.oid) DESC`;
 }
 
-async function tableStats() {
-  return sql<{ name: string; ins: number; upd: number; hot: number; dead: number; live: number }[]>`
+async function tableStats(t: Target) {
+  return t.sql<{ name: string; ins: number; upd: number; hot: number; dead: number; live: number }[]>`
     SELECT relname AS name, n_tup_ins::int AS ins, n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot,
            n_dead_tup::int AS dead, n_live_tup::int AS live
     FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd > 0 ORDER BY relname`;
 }
 
 /** The api's list p99s and create rate, then the worker's drain of what was created. */
-async function measure(label: string) {
-  const analyzed = keepAnalyzed(env);
-  const list = await pages();
+async function measure(t: Target, label: string) {
+  const analyzed = keepAnalyzed(t.env);
+  const list = await pages(t);
   const port = randomPort();
   const api = Bun.spawn(["bun", "src/main.ts", "--role=api"], {
-    env: processEnv(port),
+    env: processEnv(t, port),
     stdout: "ignore",
     stderr: "inherit",
   });
@@ -250,7 +259,7 @@ async function measure(label: string) {
     if (first.errors || deepPage?.errors) throw new Error(`bench: GET ${filter} answered errors`);
     latencies[filter] = { first: first.p99_ms, deep: deepPage?.p99_ms, depth };
   }
-  const plans = await sortedPlans(list);
+  const plans = await sortedPlans(t, list);
   // Twice, the better one counts: on a shared machine a neighbour's burst only ever slows a run.
   const creates = [await load(base, CONNECTIONS, seconds), await load(base, CONNECTIONS, seconds)];
   const create = creates.reduce((best, run) => (run.rps > best.rps ? run : best));
@@ -258,88 +267,89 @@ async function measure(label: string) {
   log(`${label}: create ${creates.map((c) => `${c.rps}/s p99 ${c.p99_ms} ms`).join(", ")}`);
 
   const worker = Bun.spawn(["bun", "src/main.ts", "--role=worker"], {
-    env: processEnv(randomPort(), { GATEWAY_LATENCY_MS: "0" }),
+    env: processEnv(t, randomPort(), { GATEWAY_LATENCY_MS: "0" }),
     stdout: "ignore",
     stderr: "inherit",
   });
-  const drain = await drainCreated();
+  const drain = await drainCreated(t);
   await stop(worker);
   await analyzed();
   return { latencies, plans, create, other: creates.find((c) => c !== create)?.rps, drain };
 }
 
 /** The worker finishes what the create load made (the preload's newest are older); the rate of those alone. */
-async function drainCreated() {
+async function drainCreated(t: Target) {
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
-    const [{ open } = { open: 0 }] = await sql`
+    const [{ open } = { open: 0 }] = await t.sql`
       SELECT count(*)::int AS open FROM payouts
       WHERE status IN ('NEW', 'PROCESSING') AND created_at > now() - interval '10 minutes'`;
     if (open === 0) break;
     if (Date.now() > deadline) throw new Error(`bench: ${open} payouts still open`);
     await Bun.sleep(100);
   }
-  const [span = { completed: 0, seconds: 1 }] = await sql`
+  const [span = { completed: 0, seconds: 1 }] = await t.sql`
     SELECT count(*)::int AS completed, extract(epoch FROM max(processed_at) - min(claimed_at))::float AS seconds
     FROM payouts WHERE created_at > now() - interval '10 minutes'`;
   return { completed: span.completed as number, rate: Math.round(span.completed / span.seconds) };
 }
 
 /**
- * Takes back a preload that a run cut short left behind: what that run created is removed (its
+ * Takes back a preload an earlier run left behind: what that run created is removed (its
  * payouts are the ones the preload did not write), its events and ledger rows with it.
  */
-async function reuse() {
-  const events = await eventsTable();
-  await sql`ALTER TABLE payouts DISABLE TRIGGER USER`;
-  const [{ last } = { last: new Date() }] = await sql`
+async function reuse(t: Target) {
+  const events = await eventsTable(t);
+  await t.sql`ALTER TABLE payouts DISABLE TRIGGER USER`;
+  const [{ last } = { last: new Date() }] = await t.sql`
     SELECT max(updated_at) + interval '1 second' AS last FROM payouts WHERE recipient_details LIKE '%, Recipient %'`;
-  await sql`DELETE FROM payouts WHERE recipient_details NOT LIKE '%, Recipient %'`;
-  await sql`ALTER TABLE payouts ENABLE TRIGGER USER`;
+  await t.sql`DELETE FROM payouts WHERE recipient_details NOT LIKE '%, Recipient %'`;
+  await t.sql`ALTER TABLE payouts ENABLE TRIGGER USER`;
   if (events) {
-    await sql`ALTER TABLE payout_events DISABLE TRIGGER USER`;
+    await t.sql`ALTER TABLE payout_events DISABLE TRIGGER USER`;
     // Event ids are UUIDv7: the first id of the instant bounds them.
-    await sql`DELETE FROM payout_events
+    await t.sql`DELETE FROM payout_events
       WHERE id >= (lpad(to_hex((extract(epoch FROM ${last}::timestamptz) * 1000)::bigint), 12, '0') || '70008000000000000000')::uuid`;
-    await sql`ALTER TABLE payout_events ENABLE TRIGGER USER`;
+    await t.sql`ALTER TABLE payout_events ENABLE TRIGGER USER`;
   }
-  await sql`TRUNCATE simulated_gateway_payments, idempotency_keys`;
+  await t.sql`TRUNCATE simulated_gateway_payments, idempotency_keys`;
   const started = performance.now();
-  await sql`VACUUM ANALYZE payouts`;
+  await t.sql`VACUUM ANALYZE payouts`;
   const vacuumSeconds = (performance.now() - started) / 1000;
-  await sql`SELECT pg_stat_reset()`;
-  return { events, vacuumSeconds };
+  await t.sql`SELECT pg_stat_reset()`;
+  return { events, vacuumSeconds, reused: true };
 }
 
 const measureSmall = async () => {
-  await reset(env);
-  await fill(SMALL_ROWS);
+  await reset(smallDb.env);
+  await fill(smallDb, SMALL_ROWS);
   log(`measuring on ${SMALL_ROWS} payouts`);
-  return measure("small");
+  return measure(smallDb, "small");
 };
 
-const measureLarge = async (reused: boolean) => {
-  if (!reused) await reset(env);
-  const filled = reused ? await reuse() : await fill(ROWS);
+const measureLarge = async () => {
+  const t = largeDb;
+  // BENCH_SCALE_REUSE=1 measures the preload an earlier run left (preloading 5 million payouts
+  // and their events takes about 25 minutes here), once what that run created is taken back.
+  const reused = REUSE && ((await t.sql`SELECT count(*)::int AS n FROM payouts`)[0]?.n ?? 0) >= ROWS;
+  if (!reused) await reset(t.env);
+  const filled = reused ? await reuse(t) : await fill(t, ROWS);
   log(`measuring on ${ROWS} payouts (VACUUM ANALYZE after the preload: ${filled.vacuumSeconds.toFixed(1)} s)`);
-  const large = await measure("large");
-  return { filled, large, stats: await tableStats(), relay: await explainRelay(), relations: await sizes() };
+  const large = await measure(t, "large");
+  return {
+    filled,
+    large,
+    stats: await tableStats(t),
+    relay: await explainRelay(t),
+    relations: await sizes(t),
+    autovacuum: (await t.sql`SHOW autovacuum`)[0]?.autovacuum,
+  };
 };
 
 try {
-  // BENCH_SCALE_REUSE=1 measures the preload a cut-short run left first (preloading 5 million
-  // payouts and their events takes about 25 minutes here), then the small table.
-  const reused = REUSE && ((await sql`SELECT count(*)::int AS n FROM payouts`)[0]?.n ?? 0) >= ROWS;
-  let small: Awaited<ReturnType<typeof measure>>;
-  let largeRun: Awaited<ReturnType<typeof measureLarge>>;
-  if (reused) {
-    largeRun = await measureLarge(true);
-    small = await measureSmall();
-  } else {
-    small = await measureSmall();
-    largeRun = await measureLarge(false);
-  }
-  const { filled, large, stats, relay, relations } = largeRun;
+  const small = await measureSmall();
+  const largeRun = await measureLarge();
+  const { filled, large, stats, relay, relations, autovacuum } = largeRun;
 
   const rows = Object.keys(FILTERS).map((filter) => {
     const s = small.latencies[filter];
@@ -359,8 +369,8 @@ try {
   console.log(summary);
   appendFileSync(
     "bench/RESULTS.md",
-    `\n## Scale: ${stamp()}\n\nMachine: ${await machine(env)}. Preload: ${ROWS.toLocaleString("en")} payouts` +
-      `${filled.events ? " and their events" : " (no payout_events table yet)"}${REUSE ? ", left by an earlier run cut short (BENCH_SCALE_REUSE)" : ""}; VACUUM ANALYZE after it took ` +
+    `\n## Scale: ${stamp()}\n\nMachine: ${await machine(largeDb.env)}. Preload: ${ROWS.toLocaleString("en")} payouts` +
+      `${filled.events ? " and their events" : " (no payout_events table yet)"}${filled.reused ? ", left by an earlier run (BENCH_SCALE_REUSE)" : ""}; VACUUM ANALYZE after it took ` +
       `${filled.vacuumSeconds.toFixed(1)} s.\n\n` +
       `| measure | ${SMALL_ROWS.toLocaleString("en")} payouts | ${ROWS.toLocaleString("en")} payouts | ratio | target | met |\n|---|---|---|---|---|---|\n` +
       `| create: POST at ${CONNECTIONS} connections, ${seconds} s, the better of two (the other) | ${small.create.rps}/s (${small.other}/s), p99 ${small.create.p99_ms} ms | ${large.create.rps}/s (${large.other}/s), p99 ${large.create.p99_ms} ms | ${createRatio}x | >= 0.9x | ${createRatio >= 0.9 ? "yes" : "no"} |\n` +
@@ -374,12 +384,16 @@ try {
       `The relay's query at ${ROWS.toLocaleString("en")} payouts:\n\n\`\`\`\n${relay}\n\`\`\`\n\n` +
       "Sizes:\n\n| relation | kind | size | leaf pages full (B-tree) |\n|---|---|---|---|\n" +
       `${relations.map((r) => `| ${r.name} | ${r.kind} | ${r.size} | ${r.density === null ? "" : `${r.density}%`} |`).join("\n")}\n\n` +
-      `Writes since the preload (pg_stat_user_tables; autovacuum is ${(await sql`SHOW autovacuum`)[0]?.autovacuum} here):\n\n` +
+      `Writes since the preload (pg_stat_user_tables; autovacuum is ${autovacuum} here):\n\n` +
       "| table | inserted | updated | HOT updated | dead rows | live rows |\n|---|---|---|---|---|---|\n" +
       `${stats.map((s) => `| ${s.name} | ${s.ins} | ${s.upd} | ${s.hot} (${s.upd ? Math.round((100 * s.hot) / s.upd) : 0}%) | ${s.dead} | ${s.live} |`).join("\n")}\n\n` +
       `Summary: ${summary}\n`,
   );
 } finally {
-  await database.close();
-  await env.drop();
+  await largeDb.database.close();
+  await smallDb.database.close();
+  await smallDb.env.drop();
+  // BENCH_SCALE_REUSE=1 keeps the preload for the next run (25 minutes saved); otherwise it goes.
+  if (REUSE) await largeDb.sql.end();
+  else await largeDb.env.drop();
 }
