@@ -35,33 +35,42 @@ const reference = (idempotencyKey: string): Payment => ({ reference: `sim_${idem
  * the case that idempotency exists for.
  */
 export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): PayoutGateway {
-  // Calls in flight together are written to the ledger in one statement, keys sorted so that
-  // concurrent batches lock in one order. A key repeated within a batch is one payment, two calls.
+  // Calls in flight together are written to the ledger in one statement, prepared once (the batch
+  // travels as one JSON parameter, so no SQL is built per batch), keys sorted so that concurrent
+  // batches lock in one order. A key repeated within a batch is one payment, two calls.
+  const recordMany = db
+    .insert(simulatedGatewayPayments)
+    .select(
+      sql`SELECT t.idempotency_key, t.payout_id, t.amount, t.currency, t.calls, now()
+          FROM jsonb_to_recordset(${sql.placeholder("payments")}::jsonb)
+            AS t(idempotency_key varchar(255), payout_id uuid, amount numeric(12, 2), currency currency, calls integer)
+          ORDER BY t.idempotency_key`,
+    )
+    .onConflictDoUpdate({
+      target: simulatedGatewayPayments.idempotencyKey,
+      set: { calls: sql`${simulatedGatewayPayments.calls} + excluded.calls` },
+    })
+    .prepare("record_payments");
+
   const record = batched(
     async (requests: PayRequest[]) => {
-      const byKey = new Map<string, { request: PayRequest; calls: number }>();
+      const byKey = new Map<
+        string,
+        { idempotency_key: string; payout_id: string; amount: string; currency: string; calls: number }
+      >();
       for (const request of requests) {
         const entry = byKey.get(request.idempotencyKey);
         if (entry) entry.calls++;
-        else byKey.set(request.idempotencyKey, { request, calls: 1 });
+        else
+          byKey.set(request.idempotencyKey, {
+            idempotency_key: request.idempotencyKey,
+            payout_id: request.payoutId,
+            amount: request.amount,
+            currency: request.currency,
+            calls: 1,
+          });
       }
-      await db
-        .insert(simulatedGatewayPayments)
-        .values(
-          [...byKey.values()]
-            .sort((a, b) => (a.request.idempotencyKey < b.request.idempotencyKey ? -1 : 1))
-            .map(({ request, calls }) => ({
-              idempotencyKey: request.idempotencyKey,
-              payoutId: request.payoutId,
-              amount: request.amount,
-              currency: request.currency,
-              calls,
-            })),
-        )
-        .onConflictDoUpdate({
-          target: simulatedGatewayPayments.idempotencyKey,
-          set: { calls: sql`${simulatedGatewayPayments.calls} + excluded.calls` },
-        });
+      await recordMany.execute({ payments: JSON.stringify([...byKey.values()]) });
       return requests.map((request) => reference(request.idempotencyKey));
     },
     { maxSize: 500, maxInFlight: 2 },

@@ -14,6 +14,9 @@ import { asTemporaryFailure, nextAttemptAfterMs, type RetryPolicy, type Temporar
 const DATABASE_WAIT_MS = 30_000;
 const REWRITE_PAUSE_MS = 250;
 
+/** What a claim returns: what the gateway call and the outcome's write need, no more. */
+type Claimed = Pick<PayoutRow, "id" | "amount" | "currency" | "recipientDetails" | "status" | "attempts">;
+
 /**
  * One message, one payout: claim it, pay it through the gateway, record the outcome. Every status
  * write is conditional on the status it expects, so a message that arrives twice, late, or for a
@@ -48,7 +51,7 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
   // Outcomes are conditional on the claim's attempt too: once a redelivered message has taken the
   // payout over, only the new holder writes the outcome. A taken-over worker whose call failed
   // must not write FAILED while the new holder's call may still move the money.
-  const fail = async (claimed: PayoutRow, failureReason: string) => {
+  const fail = async (claimed: Claimed, failureReason: string) => {
     const [row] = await db
       .update(payouts)
       .set({ status: "FAILED", failureReason, processedAt: sql`now()`, updatedAt: sql`now()` })
@@ -69,7 +72,14 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
         OR (${payouts.id} = ANY(string_to_array(${sql.placeholder("resumed")}, ',')::uuid[])
             AND ${payouts.status} IN ('NEW', 'PROCESSING'))`,
     )
-    .returning()
+    .returning({
+      id: payouts.id,
+      amount: payouts.amount,
+      currency: payouts.currency,
+      recipientDetails: payouts.recipientDetails,
+      status: payouts.status,
+      attempts: payouts.attempts,
+    })
     .prepare("claim_payouts");
 
   const completeMany = db
@@ -105,7 +115,7 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
   );
 
   const complete = batched(
-    async (claims: PayoutRow[]) => {
+    async (claims: Claimed[]) => {
       const rows = await completeMany.execute({
         claims: JSON.stringify(claims.map((c) => ({ id: c.id, attempts: c.attempts }))),
       });
@@ -115,7 +125,7 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
     { maxSize: 500, maxInFlight: 2 },
   );
 
-  const callGateway = async (claimed: PayoutRow): Promise<Payment | TemporaryFailure> => {
+  const callGateway = async (claimed: Claimed): Promise<Payment | TemporaryFailure> => {
     const signal = AbortSignal.timeout(options.taskTimeLimitMs);
     try {
       return await gateway.pay(
