@@ -42,6 +42,8 @@ export function createLogger(
   sink: LogSink = stdio,
 ): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
+  // Lines carry the machine's time, not the Clock port's: a log line says when it was written, and
+  // the logger is made before the composition root chooses a clock.
   const write = (lvl: LogLevel, msg: string, fields?: Fields) => {
     if (LOG_LEVELS.indexOf(lvl) < threshold) return;
     const all: Fields = { ...base, ...fields };

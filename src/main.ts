@@ -15,7 +15,7 @@ import { createOutbox, recoverInProcess } from "./queue/outbox";
 import type { Consumer, Publisher } from "./queue/port";
 import { deliveryOptions, startDeliveries } from "./webhooks/delivery";
 import { webhookSettings } from "./webhooks/service";
-import { brokerConsumer, brokerPublisher, outboxOptions, startProcessing } from "./wiring";
+import { brokerConsumer, brokerPublisher, clock, outboxOptions, startProcessing } from "./wiring";
 import { startWorkerThreads, type WorkerThreads } from "./worker/supervisor";
 
 /** `--role=api` or `--role api`; `all` when absent. */
@@ -45,6 +45,7 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
   const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
   const app = createApp({
     database,
+    clock,
     log,
     onCreated: (id) => outbox.handOff(id),
     brokerConnected: () => publisher.connected,
@@ -171,6 +172,7 @@ async function main() {
       const deliveries = startDeliveries(
         webhookDatabase.db,
         deliveryOptions(config),
+        clock,
         log.child({ component: "webhooks" }),
       );
       onShutdown(async () => {
@@ -217,6 +219,7 @@ async function main() {
       const deliveries = startDeliveries(
         webhookDatabase.db,
         deliveryOptions(config),
+        clock,
         log.child({ component: "webhooks" }),
       );
       log.info("running every role in one process", {

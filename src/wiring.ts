@@ -1,5 +1,6 @@
-// The composition root: which adapter plays each port (database, broker, gateway) and how they are
-// put together, for main.ts and the worker thread alike. Nothing below it chooses an adapter.
+// The composition root: which adapter plays each port (database, broker, gateway, clock) and how
+// they are put together, for main.ts and the worker thread alike. Nothing below it chooses an adapter.
+import { type Clock, systemClock } from "./clock";
 import type { Config } from "./config";
 import type { Database } from "./db/client";
 import { simulatedGateway } from "./gateway/simulated";
@@ -17,6 +18,9 @@ export const consumerOptions = (config: Config): RabbitConsumerOptions => ({
   retryDelays: retryDelays(retryPolicy(config)),
   drainTimeoutMs: config.taskTimeLimitMs,
 });
+
+/** The time of day every role decides by: the machine's (tests pass others to what they build). */
+export const clock: Clock = systemClock;
 
 export const outboxOptions = (config: Config): OutboxOptions => ({
   intervalMs: config.relayIntervalMs,
@@ -45,5 +49,5 @@ export async function startProcessing(
     latencyMs: config.gatewayLatencyMs,
     failureRate: config.gatewayFailureRate,
   });
-  await consumer.start(createProcessor(database, gateway, retryPolicy(config), log));
+  await consumer.start(createProcessor(database, gateway, retryPolicy(config), clock, log));
 }

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { createApp } from "../src/api/app";
+import { type Clock, systemClock } from "../src/clock";
 import { loadConfig } from "../src/config";
 import { connectPostgres, type Database } from "../src/db/client";
 import { createLogger } from "../src/log";
@@ -30,11 +31,13 @@ export function testApi(
     onCreated?: (id: string) => void;
     idempotencyKeyTtlMs?: number;
     webhooks?: WebhookSettings;
+    clock?: Clock;
   } = {},
 ) {
   const handedOff: string[] = [];
   const app = createApp({
     database,
+    clock: options.clock ?? systemClock,
     log,
     onCreated: (id) => {
       handedOff.push(id);

@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import type { Clock } from "../clock";
 import type { Database } from "../db/client";
 import { schemaCheck } from "../db/migrate";
 import { eventRoutes } from "../events/routes";
@@ -15,6 +16,7 @@ import { pathOf, payoutIdParam, REQUEST_ID_HEADER, requestLog } from "./request-
 
 export type ApiDeps = {
   database: Database;
+  clock: Clock;
   log: Logger;
   /** Hands a committed payout to processing; never throws. */
   onCreated: (id: string) => void;
@@ -69,7 +71,15 @@ function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]):
   return problemResponse({ status: 404, code: "not_found", title: "Not found", detail: `no route for ${path}` });
 }
 
-export function createApp({ database, log, onCreated, brokerConnected, idempotencyKeyTtlMs, webhooks }: ApiDeps) {
+export function createApp({
+  database,
+  clock,
+  log,
+  onCreated,
+  brokerConnected,
+  idempotencyKeyTtlMs,
+  webhooks,
+}: ApiDeps) {
   const schemaCurrent = schemaCheck(database.db);
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
@@ -144,7 +154,7 @@ export function createApp({ database, log, onCreated, brokerConnected, idempoten
     )
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, log), onCreated))
+    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, clock, log), onCreated))
     .use(eventRoutes(eventService(database.db)))
     .use(webhookRoutes(webhookService(database.db, webhooks)));
   handle = app.handle;

@@ -76,14 +76,15 @@ const errorMessage = (err: unknown): string => (err instanceof Error ? err.messa
  * database. One line per failed attempt; DatabaseUnreachable when the time is up.
  */
 export async function migrateWhenReachable(url: string, waitMs: number, log: Logger): Promise<void> {
-  const started = Date.now();
+  // Time waited, not a time of day (no Clock port): migrate runs before anything is wired.
+  const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     try {
       await migratePostgres(url);
       return;
     } catch (err) {
       if (!NOT_UP_YET.has(errorCode(err))) throw err;
-      const delay = Math.min(250 * 2 ** (attempt - 1), 5000, started + waitMs - Date.now());
+      const delay = Math.min(250 * 2 ** (attempt - 1), 5000, started + waitMs - performance.now());
       if (delay <= 0) throw new DatabaseUnreachable(attempt, errorMessage(err));
       log.warn("database not reachable yet; retrying", {
         attempt,

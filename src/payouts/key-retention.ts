@@ -5,7 +5,8 @@ import type { Logger } from "../log";
 
 /**
  * A key older than the TTL is expired: the purge deletes it and a create may use it again, whether
- * or not the purge has reached it yet. Both sides judge by the database's clock.
+ * or not the purge has reached it yet. Both sides judge by the database's clock, the one that wrote
+ * the key's created_at, so every replica draws the line at the same instant whatever its own clock.
  */
 export const expired = (ttlMs: number): SQL =>
   lt(idempotencyKeys.createdAt, sql`now() - make_interval(secs => ${ttlMs / 1000})`) as SQL;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from "drizzle-orm";
+import type { Clock } from "../clock";
 import type { Availability } from "../db/availability";
 import { batched } from "../db/batch";
 import { type Db, resultRows } from "../db/client";
@@ -41,9 +42,11 @@ export type CreateResult = { payout: Payout; replayed: false } | { status: numbe
 /**
  * A create's statement writes its row only while the database's clock is before the create's
  * deadline, so once the deadline has passed, a payout that is not in the table never will be: a
- * create whose answer was lost is settled by looking its id up afterwards. SETTLE_MS covers the
- * commit's own flush and the difference between the api's and the database's clocks (NTP keeps
- * it to milliseconds). Everything fits in the two seconds a client waits at most.
+ * create whose answer was lost is settled by looking its id up afterwards. The deadline is set by
+ * the api's clock (the Clock port) but judged by the database's, inside the statement: only there
+ * is "before the deadline" decided in the same instant as the write, whatever happens to the
+ * statement on its way. SETTLE_MS covers the commit's own flush and the difference between the
+ * two clocks (NTP keeps it to milliseconds). Everything fits in the two seconds a client waits at most.
  */
 const CREATE_DEADLINE_MS = 800;
 const SETTLE_MS = 300;
@@ -57,10 +60,10 @@ const DEADLOCK_DETECTED = "40P01";
 /** A create with everything decided before any statement runs: a re-run writes the same row. */
 type NewPayout = CreatePayoutInput & { id: string; deadline: Date };
 
-const newPayout = (input: CreatePayoutInput): NewPayout => ({
+const newPayout = (input: CreatePayoutInput, clock: Clock): NewPayout => ({
   ...input,
   id: Bun.randomUUIDv7(),
-  deadline: new Date(Date.now() + CREATE_DEADLINE_MS),
+  deadline: new Date(clock.now() + CREATE_DEADLINE_MS),
 });
 
 const notStored = () =>
@@ -136,7 +139,13 @@ export function pageQuery(db: Db, query: ListQuery) {
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
 /** `idempotencyKeyTtlMs`: how long an Idempotency-Key stays bound to its first response. */
-export function payoutService(db: Db, availability: Availability, idempotencyKeyTtlMs: number, log: Logger) {
+export function payoutService(
+  db: Db,
+  availability: Availability,
+  idempotencyKeyTtlMs: number,
+  clock: Clock,
+  log: Logger,
+) {
   /**
    * Refuses at once while the database is known to be out of reach, and answers within `ms`
    * otherwise: no request waits on a dead connection.
@@ -170,11 +179,11 @@ export function payoutService(db: Db, availability: Availability, idempotencyKey
   const settled = async <T>(payout: NewPayout, write: () => Promise<T>, found: (row: PayoutRow) => T): Promise<T> => {
     const settleAt = payout.deadline.getTime() + SETTLE_MS;
     try {
-      return await guarded(write, settleAt - Date.now());
+      return await guarded(write, settleAt - clock.now());
     } catch (error) {
       if (!isDatabaseUnavailable(error) || neverReachedDatabase(error)) throw error;
     }
-    await Bun.sleep(Math.max(0, settleAt - Date.now()));
+    await Bun.sleep(Math.max(0, settleAt - clock.now()));
     let row: PayoutRow | undefined;
     try {
       [row] = await beforeDeadline(db.select().from(payouts).where(eq(payouts.id, payout.id)), LOOKUP_TIMEOUT_MS);
@@ -222,7 +231,7 @@ export function payoutService(db: Db, availability: Availability, idempotencyKey
   );
 
   const createOne = (input: CreatePayoutInput): Promise<Payout> => {
-    const payout = newPayout(input);
+    const payout = newPayout(input, clock);
     return settled(
       payout,
       async () => {
@@ -244,8 +253,8 @@ export function payoutService(db: Db, availability: Availability, idempotencyKey
    */
   const createIdempotent = async (input: CreatePayoutInput, key: string): Promise<CreateResult> => {
     const print = fingerprint(input);
-    const payout = newPayout(input);
-    const createdAt = new Date().toISOString();
+    const payout = newPayout(input, clock);
+    const createdAt = new Date(clock.now()).toISOString();
     const response: Payout = {
       id: payout.id,
       amount: input.amount,

@@ -1,4 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
+import type { Clock } from "../clock";
 import type { Config } from "../config";
 import { type Db, resultRows } from "../db/client";
 import type { PayoutEventRow } from "../db/schema";
@@ -60,7 +61,7 @@ type Outcome =
  * last, and its outcome is written only while the claim's attempt number still matches. A process
  * killed mid-attempt leaves the lease to expire; the delivery is then claimed again.
  */
-export function startDeliveries(db: Db, options: DeliveryOptions, log: Logger) {
+export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, log: Logger) {
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
   let timer: Timer | undefined;
@@ -121,7 +122,7 @@ export function startDeliveries(db: Db, options: DeliveryOptions, log: Logger) {
     const url = new URL(claimed.url);
     const refused = await refusedAddress(url, options.allowPrivateNetworks);
     if (refused) return { outcome: "refused_address", status: null, error: `refused address: the url ${refused}` };
-    const timestamp = Math.floor(Date.now() / 1000);
+    const timestamp = Math.floor(clock.now() / 1000);
     try {
       const response = await fetch(url, {
         method: "POST",
@@ -177,6 +178,7 @@ export function startDeliveries(db: Db, options: DeliveryOptions, log: Logger) {
     } else if (claimed.attempt < options.maxAttempts) {
       delivery = "pending";
       const delayMs = retryDelayMs(options.retryBaseDelayMs, claimed.attempt, MAX_RETRY_DELAY_MS);
+      // Due by the database's clock, the one every process's claim compares next_attempt_at with.
       statement = sql`
         WITH done AS (
           UPDATE webhook_deliveries SET locked_until = NULL,
@@ -234,8 +236,8 @@ export function startDeliveries(db: Db, options: DeliveryOptions, log: Logger) {
   };
 
   const updatePendingGauge = async () => {
-    if (Date.now() - lastGauge < PENDING_GAUGE_EVERY_MS) return;
-    lastGauge = Date.now();
+    if (clock.now() - lastGauge < PENDING_GAUGE_EVERY_MS) return;
+    lastGauge = clock.now();
     const [row] = resultRows<{ n: number }>(
       await db.execute(sql`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`),
     );

@@ -1,4 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
+import type { Clock } from "../clock";
 import { batched } from "../db/batch";
 import type { Database } from "../db/client";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../db/errors";
@@ -23,7 +24,13 @@ type Claimed = Pick<PayoutRow, "id" | "amount" | "currency" | "recipientDetails"
  * payout that was cancelled or deleted finds nothing to do. The caller acks only after this
  * returns, that is after the outcome is committed.
  */
-export function createProcessor(database: Database, gateway: PayoutGateway, options: RetryPolicy, log: Logger) {
+export function createProcessor(
+  database: Database,
+  gateway: PayoutGateway,
+  options: RetryPolicy,
+  clock: Clock,
+  log: Logger,
+) {
   const { db, availability } = database;
 
   /**
@@ -32,16 +39,16 @@ export function createProcessor(database: Database, gateway: PayoutGateway, opti
    * that an earlier run may have committed without its answer arriving.
    */
   const persist = async <T>(write: (again: boolean) => Promise<T>): Promise<T> => {
-    const giveUpAt = Date.now() + DATABASE_WAIT_MS;
+    const giveUpAt = clock.now() + DATABASE_WAIT_MS;
     for (let again = false; ; again = true) {
-      const waitMs = giveUpAt - Date.now();
+      const waitMs = giveUpAt - clock.now();
       if (!availability.available && !(waitMs > 0 && (await availability.whenAvailable(waitMs)))) {
         throw new DatabaseUnavailableError(`the database has not answered for ${DATABASE_WAIT_MS} ms`);
       }
       try {
         return await write(again);
       } catch (error) {
-        if (!isDatabaseUnavailable(error) || Date.now() >= giveUpAt) throw error;
+        if (!isDatabaseUnavailable(error) || clock.now() >= giveUpAt) throw error;
         availability.lost();
         await Bun.sleep(REWRITE_PAUSE_MS);
       }

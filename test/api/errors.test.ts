@@ -1,6 +1,7 @@
 // Every error path answers application/problem+json (RFC 9457) with the contract's status.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { createApp } from "../../src/api/app";
+import { systemClock } from "../../src/clock";
 import { loadConfig } from "../../src/config";
 import { connectPostgres } from "../../src/db/client";
 import type { Logger } from "../../src/log";
@@ -278,6 +279,7 @@ describe("the database", () => {
     try {
       const app = createApp({
         database: broken,
+        clock: systemClock,
         log: capture,
         onCreated: () => {},
         brokerConnected: () => true,

@@ -4,7 +4,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { connectPostgres, type Database } from "../../src/db/client";
-import { payouts } from "../../src/db/schema";
+import { idempotencyKeys, payouts } from "../../src/db/schema";
 import { eventually, testApi, testDatabase } from "../helpers";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy";
 
@@ -80,3 +80,27 @@ test("a create held past its deadline is answered 504 naming its id; that id the
   expect(read.status).toBe(404);
   expect(await stored(marker)).toEqual([]);
 });
+
+// The deadline is set by the api's clock (the Clock port) and judged by the database's, inside the
+// statement. An api whose clock runs behind PostgreSQL's by more than the deadline (0.8 s) sends
+// every create already late: the database writes nothing, and the client hears 503, never a 201.
+for (const withKey of [false, true]) {
+  test(`an api whose clock is 2 s behind the database's stores nothing and answers 503 (${withKey ? "with" : "without"} an Idempotency-Key)`, async () => {
+    const behind = testApi(direct, { clock: { now: () => Date.now() - 2000 } });
+    const marker = `clock-behind-${Bun.randomUUIDv7()}`;
+    const key = `clock-behind-${Bun.randomUUIDv7()}`;
+    const response = await behind.request(
+      "POST",
+      "/api/payouts/",
+      body(marker),
+      withKey ? { "idempotency-key": key } : {},
+    );
+    expect(response.status).toBe(503);
+    expect(response.body).toMatchObject({ status: 503, code: "database_unavailable" });
+    expect(behind.handedOff).toEqual([]);
+    expect(await stored(marker)).toEqual([]);
+    expect(await direct.db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key))).toEqual([]);
+    // The same api on the machine's clock creates it.
+    expect((await testApi(direct).request("POST", "/api/payouts/", body(marker))).status).toBe(201);
+  });
+}

@@ -1,6 +1,7 @@
 // GET /metrics on the api: Prometheus text, counters that move with requests and payouts, and the
 // registry underneath (labels, histograms, reports from worker threads).
 import { afterAll, expect, test } from "bun:test";
+import { systemClock } from "../../src/clock";
 import type { PayoutGateway } from "../../src/gateway/port";
 import { TemporaryGatewayError } from "../../src/gateway/port";
 import { Registry } from "../../src/metrics";
@@ -98,7 +99,13 @@ test("processing moves the status counters, the gateway histogram, the retry cou
   };
   const { publisher, consumer } = memoryQueue(10, log);
   await consumer.start(
-    createProcessor(database, gateway, { maxAttempts: 2, retryBaseDelayMs: 10, taskTimeLimitMs: 10_000 }, log),
+    createProcessor(
+      database,
+      gateway,
+      { maxAttempts: 2, retryBaseDelayMs: 10, taskTimeLimitMs: 10_000 },
+      systemClock,
+      log,
+    ),
   );
   const { request } = testApi(database, { onCreated: (id) => void publisher.publish([{ id }]) });
   try {

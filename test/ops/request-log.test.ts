@@ -1,6 +1,7 @@
 // One log line per request, X-Request-Id on every response, and nothing from bodies or queries.
 import { afterAll, expect, test } from "bun:test";
 import { createApp } from "../../src/api/app";
+import { systemClock } from "../../src/clock";
 import { loadConfig } from "../../src/config";
 import { createLogger, type Logger } from "../../src/log";
 import { webhookSettings } from "../../src/webhooks/service";
@@ -16,6 +17,7 @@ const SECRET = "40817810099910004312, BIC 044525225, Ivanov I.I.";
 const appLoggingTo = (log: Logger) =>
   createApp({
     database,
+    clock: systemClock,
     log,
     onCreated: () => {},
     brokerConnected: () => true,

@@ -1,6 +1,7 @@
 // The domain reports what went wrong in its own terms; HTTP statuses are the api's business
 // (src/api/problem.ts maps them, test/api checks the responses).
 import { afterAll, expect, test } from "bun:test";
+import { systemClock } from "../../src/clock";
 import { loadConfig } from "../../src/config";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../../src/errors";
 import { payoutService } from "../../src/payouts/service";
@@ -9,7 +10,7 @@ import { log, testDatabase } from "../helpers";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const service = payoutService(database.db, database.availability, loadConfig({}).idempotencyKeyTtlMs, log);
+const service = payoutService(database.db, database.availability, loadConfig({}).idempotencyKeyTtlMs, systemClock, log);
 const input = { amount: "10.00", currency: "RUB" as const, recipient_details: "x", comment: "" };
 
 /** The error a promise rejects with; fails the test if it resolves. */

@@ -7,6 +7,7 @@ import amqp from "amqplib";
 import type { Socket, Subprocess } from "bun";
 import { eq, sql } from "drizzle-orm";
 import type { PgInsertValue } from "drizzle-orm/pg-core";
+import { systemClock } from "../../src/clock";
 import type { LogLevel } from "../../src/config";
 import type { Database } from "../../src/db/client";
 import { type PayoutRow, payouts, simulatedGatewayPayments } from "../../src/db/schema";
@@ -187,7 +188,7 @@ export async function startWorker(broker: Broker, options: WorkerOptions = {}): 
     latencyMs: options.latencyMs ?? 20,
     failureRate: options.failureRate ?? 0,
   });
-  await consumer.start(createProcessor(database, gateway, processing, quiet));
+  await consumer.start(createProcessor(database, gateway, processing, systemClock, quiet));
   cleanups.push(() => consumer.close());
   await eventually(async () => (await broker.depth(QUEUE)).consumers > consumers);
   return consumer;

@@ -3,6 +3,7 @@
 // contract says. The delivery loop runs in this process on the run's PostgreSQL.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { type SQL, sql } from "drizzle-orm";
+import { type Clock, systemClock } from "../../src/clock";
 import { createLogger } from "../../src/log";
 import { registry } from "../../src/metrics";
 import { type DeliveryOptions, startDeliveries } from "../../src/webhooks/delivery";
@@ -36,14 +37,14 @@ const OPTIONS: DeliveryOptions = {
 };
 
 /** The delivery loop, its log lines parsed and timed. */
-function deliver(options: Partial<DeliveryOptions> = {}) {
+function deliver(options: Partial<DeliveryOptions> = {}, clock: Clock = systemClock) {
   const lines: Line[] = [];
   const raw: string[] = [];
   const log = createLogger("debug", "json", {}, (line) => {
     raw.push(line);
     lines.push(JSON.parse(line));
   });
-  const deliveries = startDeliveries(database.db, { ...OPTIONS, ...options }, log);
+  const deliveries = startDeliveries(database.db, { ...OPTIONS, ...options }, clock, log);
   stops.push(() => deliveries.stop());
   return { lines, raw, attempts: () => lines.filter((l) => l.msg === "webhook attempt") };
 }
@@ -267,6 +268,23 @@ describe("rotation and addresses", () => {
     deliver();
     await eventually(async () => r.received.length >= 1);
     expect(r.received[0]?.verified).toEqual([true, true]);
+  });
+
+  test("webhook-timestamp is the delivery loop's clock, in seconds; a receiver refuses one 10 minutes old", async () => {
+    const timestamps: (string | null)[] = [];
+    const r = receiver((request) => {
+      timestamps.push(request.headers.get("webhook-timestamp"));
+      return new Response("ok");
+    });
+    const e = await endpoint(r.url);
+    r.secrets.push(e.secret);
+    await createPayout(api);
+    const tenMinutesAgo = Date.now() - 600_000;
+    deliver({}, { now: () => tenMinutesAgo });
+    await eventually(async () => r.received.length >= 1);
+    expect(timestamps[0]).toBe(String(Math.floor(tenMinutesAgo / 1000)));
+    // standardwebhooks allows 5 minutes either way: the signature is checked against this time.
+    expect(r.received[0]?.verified).toEqual([false]);
   });
 
   test("after the overlap, only the new secret verifies", async () => {

@@ -1,6 +1,7 @@
 // The processor on the real database, with a gateway whose every answer the test gives: the
 // interleavings that timing alone would rarely produce.
 import { afterAll, beforeEach, expect, test } from "bun:test";
+import { systemClock } from "../../src/clock";
 import { simulatedGatewayPayments } from "../../src/db/schema";
 import { type PayoutGateway, type PayRequest, TemporaryGatewayError } from "../../src/gateway/port";
 import { simulatedGateway } from "../../src/gateway/simulated";
@@ -41,7 +42,7 @@ const options = (maxAttempts: number): RetryPolicy => ({
 
 test("a first delivery does not take over a payout another worker holds", async () => {
   const { gateway } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(3), log);
+  const process = createProcessor(database, gateway, options(3), systemClock, log);
   const held = await insertPayout(database, { status: "PROCESSING", attempts: 1 });
 
   expect(await process({ id: held.id, redelivered: false })).toEqual({});
@@ -50,7 +51,7 @@ test("a first delivery does not take over a payout another worker holds", async 
 
 test("a temporary failure below MAX_ATTEMPTS asks for a retry after the backoff and leaves the payout PROCESSING", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(3), log);
+  const process = createProcessor(database, gateway, options(3), systemClock, log);
   const { id } = await insertPayout(database);
 
   const first = process({ id, redelivered: false });
@@ -67,7 +68,7 @@ test("a temporary failure below MAX_ATTEMPTS asks for a retry after the backoff 
 
 test("the last attempt fails but an earlier, unanswered call had paid: COMPLETED, not FAILED", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(2), log);
+  const process = createProcessor(database, gateway, options(2), systemClock, log);
   const { id, amount, currency } = await insertPayout(database, { status: "PROCESSING", attempts: 1 });
   await database.db.insert(simulatedGatewayPayments).values({ idempotencyKey: id, payoutId: id, amount, currency });
 
@@ -83,7 +84,7 @@ test("the last attempt fails but an earlier, unanswered call had paid: COMPLETED
 
 test("a worker whose payout was taken over does not write its outcome: FAILED never hides a payment", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(1), log);
+  const process = createProcessor(database, gateway, options(1), systemClock, log);
   const { id } = await insertPayout(database);
 
   // A claims; its holder looks gone, so a resuming message lets B take over while A still runs.
@@ -107,7 +108,7 @@ test("a worker whose payout was taken over does not write its outcome: FAILED ne
 
 test("when a taken-over worker's call paid, the new holder's repeated call completes the payout, paid once", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(1), log);
+  const process = createProcessor(database, gateway, options(1), systemClock, log);
   const { id } = await insertPayout(database);
 
   const a = process({ id, redelivered: false });
