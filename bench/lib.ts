@@ -176,8 +176,8 @@ export async function reset(env: BenchEnvironment) {
 /** Stores `count` NEW payouts and publishes their ids to `queue` (confirmed), as the api would have. */
 export async function enqueue(env: BenchEnvironment, queue: string, count: number) {
   const rows = await env.sql<{ id: string }[]>`
-    INSERT INTO payouts (id, amount, currency, recipient_details, published_at)
-    SELECT gen_random_uuid(), 100.00, 'EUR', 'DE89370400440532013000', now() FROM generate_series(1, ${count})
+    INSERT INTO payouts (id, amount, currency, recipient_details)
+    SELECT gen_random_uuid(), 100.00, 'EUR', 'DE89370400440532013000' FROM generate_series(1, ${count})
     RETURNING id`;
   const connection = await amqp.connect(env.amqpUrl);
   const channel = await connection.createConfirmChannel();
@@ -189,6 +189,8 @@ export async function enqueue(env: BenchEnvironment, queue: string, count: numbe
   }
   await channel.waitForConfirms();
   await connection.close();
+  // Confirmed: out of the outbox, as the api's hand-off does (the relay would publish them again).
+  await env.sql`TRUNCATE payout_outbox`;
 }
 
 /**

@@ -196,7 +196,7 @@ async function sortedPlans(t: Target, list: Awaited<ReturnType<typeof pages>>) {
   return { plans, sorted };
 }
 
-/** The relay's SELECT exactly as src/queue/outbox.ts sends it, under EXPLAIN (ANALYZE, BUFFERS). */
+/** The relay's SELECTs exactly as src/queue/outbox.ts sends them, under EXPLAIN (ANALYZE, BUFFERS). */
 async function explainRelay(t: Target): Promise<string> {
   const statements: { query: string; params: unknown[] }[] = [];
   const client = postgres(t.env.databaseUrl, { max: 1, onnotice: () => {}, connection: { application_name: "bench" } });
@@ -212,11 +212,18 @@ async function explainRelay(t: Target): Promise<string> {
   const outbox = createOutbox(db, publisher, outboxOptions(loadConfig()), createLogger("error", "json"));
   await outbox.relayOnce().catch(() => {});
   await client.end();
-  const select = statements.find((s) => /^select/i.test(s.query) && /for update/i.test(s.query));
-  if (!select) throw new Error("bench: the relay's SELECT was not seen");
-  // In a transaction of its own: the rows it locks are free again when it ends.
-  const rows = await t.sql.unsafe(`EXPLAIN (ANALYZE, BUFFERS) ${select.query}`, select.params as never[]);
-  return `${select.query}\n-- params: ${JSON.stringify(select.params)}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`;
+  // Its two SELECTs: the outbox's rows, then (the outbox being empty) the payouts whose message was lost.
+  const selects = statements.filter((s) => /^select/i.test(s.query) && /for update/i.test(s.query));
+  if (selects.length === 0) throw new Error("bench: the relay's SELECT was not seen");
+  const plans: string[] = [];
+  for (const select of selects) {
+    // In a transaction of its own: the rows it locks are free again when it ends.
+    const rows = await t.sql.unsafe(`EXPLAIN (ANALYZE, BUFFERS) ${select.query}`, select.params as never[]);
+    plans.push(
+      `${select.query}\n-- params: ${JSON.stringify(select.params)}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`,
+    );
+  }
+  return plans.join("\n\n");
 }
 
 /** Each table and index of more than 64 kB; for a B-tree, how full its leaf pages are. */

@@ -43,7 +43,8 @@ export const payouts = pgTable(
     /** When a worker last claimed it: only workers write this, so a client's edit cannot make a
      * lost PROCESSING payout look alive to the relay. */
     claimedAt: instant("claimed_at"),
-    /** When the id was confirmed by the broker; NULL means the relay still has to publish it. */
+    /** When the relay last published it again (its message lost, or its holder gone); NULL when
+     * its first message, from the outbox, is all it has needed. */
     publishedAt: instant("published_at"),
     createdAt: instant("created_at").notNull().defaultNow(),
     updatedAt: instant("updated_at").notNull().defaultNow(),
@@ -58,13 +59,23 @@ export const payouts = pgTable(
     ),
     check("payouts_failure_reason_iff_failed", sql`(${t.failureReason} IS NOT NULL) = (${t.status} = 'FAILED')`),
     // Keyset pagination, newest first (a backward scan), unfiltered and by each filter. The relay
-    // finds NEW payouts through the status index; published_at is in no index, so marking a
-    // payout published is a HOT update that touches no index (see drizzle/0002_hot_paths.sql).
+    // finds lost NEW and PROCESSING payouts through the status index.
     index("payouts_created_idx").on(t.createdAt, t.id),
     index("payouts_status_created_idx").on(t.status, t.createdAt, t.id),
     index("payouts_currency_created_idx").on(t.currency, t.createdAt, t.id),
   ],
 );
+
+/**
+ * The outbox: a row for each payout whose id the broker has not confirmed yet. The payouts INSERT
+ * trigger writes it in the payout's own transaction, whoever inserts (drizzle/0007_outbox.sql);
+ * the hand-off deletes it once the broker confirmed, and the relay publishes what is left. A row
+ * is written once and deleted once: no payout row is updated to say it was published.
+ */
+export const payoutOutbox = pgTable("payout_outbox", {
+  payoutId: uuid("payout_id").primaryKey(),
+  createdAt: instant("created_at").notNull().defaultNow(),
+});
 
 /**
  * One row per Idempotency-Key accepted within IDEMPOTENCY_KEY_TTL_MS. It outlives the payout (a

@@ -1,20 +1,20 @@
-import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { payouts } from "../db/schema";
+import { payoutOutbox, payouts } from "../db/schema";
 import type { Logger } from "../log";
-import type { PayoutMessage, Publisher } from "./port";
+import type { Publisher } from "./port";
 
 export type OutboxOptions = {
   /** How often the relay looks for payouts that were never handed to the broker. */
   intervalMs: number;
-  /** A NEW payout younger than this is left to the api's own hand-off. */
+  /** An outbox row younger than this is left to the api's own hand-off. */
   graceMs: number;
   /** A PROCESSING payout untouched for this long has lost its message: publish it again. */
   stuckAfterMs: number;
   /**
-   * A NEW payout published this long ago and still not claimed has lost its message (a broker
-   * that lost its data, a purged queue): publish it again. Longer than a backlog takes to drain;
-   * a duplicate finds nothing to claim.
+   * A NEW payout created (or last published again) this long ago, out of the outbox and still not
+   * claimed, has lost its message (a broker that lost its data, a purged queue): publish it again.
+   * Longer than a backlog takes to drain; a duplicate finds nothing to claim.
    */
   republishAfterMs: number;
 };
@@ -22,10 +22,13 @@ export type OutboxOptions = {
 const BATCH = 500;
 
 /**
- * Gets every committed payout to the broker: the api hands each one off right after its commit
- * (`handOff`), and the relay publishes whatever that missed (broker down, api crashed between
- * commit and publish). `published_at` is set only after the broker confirmed, so a payout is
- * published at least once; a duplicate message finds nothing to claim.
+ * Gets every committed payout to the broker. Each NEW payout's insert writes its row in
+ * `payout_outbox` in the same transaction (a trigger, drizzle/0007_outbox.sql); the api hands each
+ * one off right after its commit (`handOff`) and deletes the row once the broker confirmed. The
+ * relay publishes the rows that are left (broker down, api crashed between commit and publish),
+ * and again the payouts whose message was lost: NEW for longer than `republishAfterMs`, or
+ * PROCESSING and untouched for `stuckAfterMs`. A payout is published at least once; a duplicate
+ * message finds nothing to claim.
  */
 export function createOutbox(db: Db, publisher: Publisher, options: OutboxOptions, log: Logger) {
   let pending: string[] = [];
@@ -33,15 +36,16 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
   let timer: Timer | undefined;
   let relaying: Promise<number> | undefined;
 
-  // One parameter whatever the batch size: the statement is prepared once by the driver.
-  const markPublished = (handle: Db, ids: string[]) =>
-    handle
-      .update(payouts)
-      .set({ publishedAt: sql`now()` })
-      .where(sql`${payouts.id} = ANY(string_to_array(${ids.join(",")}, ',')::uuid[])`);
+  // One parameter whatever the batch size: each statement is prepared once by the driver.
+  const confirmed = (ids: string[]) =>
+    sql`${payoutOutbox.payoutId} = ANY(string_to_array(${ids.join(",")}, ',')::uuid[])`;
+  const deleteConfirmed = db
+    .delete(payoutOutbox)
+    .where(sql`${payoutOutbox.payoutId} = ANY(string_to_array(${sql.placeholder("ids")}, ',')::uuid[])`)
+    .prepare("outbox_confirmed");
 
   // Hand-offs arriving together are published together: one batch of pipelined confirms and one
-  // UPDATE for all of them.
+  // DELETE for all of them.
   const flush = async () => {
     while (pending.length > 0) {
       const ids = pending;
@@ -49,58 +53,78 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
       if (!publisher.connected) return; // the relay publishes them once the broker is back
       try {
         await publisher.publish(ids.map((id) => ({ id })));
-        await markPublished(db, ids);
+        await deleteConfirmed.execute({ ids: ids.join(",") });
       } catch (err) {
         log.warn("hand-off failed; the relay will publish these payouts", { count: ids.length, err });
       }
     }
   };
 
+  /** Outbox rows older than the hand-off's grace: committed payouts the broker never confirmed. */
+  const relayOutbox = (tx: Db) =>
+    tx
+      .select({ id: payoutOutbox.payoutId })
+      .from(payoutOutbox)
+      .where(lt(payoutOutbox.createdAt, sql`now() - make_interval(secs => ${options.graceMs / 1000})`))
+      .limit(BATCH)
+      .for("update", { skipLocked: true });
+
+  /** Payouts whose message was lost: NEW long after it was published, or PROCESSING with no sign of life. */
+  const relayLost = (tx: Db) =>
+    tx
+      .select({ id: payouts.id, status: payouts.status })
+      .from(payouts)
+      .where(
+        or(
+          and(
+            eq(payouts.status, "NEW"),
+            lt(payouts.createdAt, sql`now() - make_interval(secs => ${options.republishAfterMs / 1000})`),
+            lt(
+              sql`coalesce(${payouts.publishedAt}, ${payouts.createdAt})`,
+              sql`now() - make_interval(secs => ${options.republishAfterMs / 1000})`,
+            ),
+            // Still in the outbox: relayOutbox publishes it.
+            sql`NOT EXISTS (SELECT 1 FROM ${payoutOutbox} WHERE ${payoutOutbox.payoutId} = ${payouts.id})`,
+          ),
+          and(
+            eq(payouts.status, "PROCESSING"),
+            lt(
+              sql`coalesce(greatest(${payouts.claimedAt}, ${payouts.publishedAt}), ${payouts.updatedAt})`,
+              sql`now() - make_interval(secs => ${options.stuckAfterMs / 1000})`,
+            ),
+          ),
+        ),
+      )
+      .orderBy(payouts.createdAt)
+      .limit(BATCH)
+      .for("update", { skipLocked: true });
+
   /**
-   * One relay pass: locks a batch of unpublished payouts (SKIP LOCKED, so relays on many replicas
-   * share the work instead of waiting), publishes them with confirms, marks them, commits.
+   * One relay pass: locks a batch (SKIP LOCKED, so relays on many replicas share the work instead
+   * of waiting), publishes it with confirms, then deletes the outbox rows, or marks the lost
+   * payouts published so that they wait `republishAfterMs` or `stuckAfterMs` again, and commits.
    * Returns how many were published.
    */
   const relayOnce = async (): Promise<number> => {
     if (!publisher.connected) return 0;
     return db.transaction(async (tx) => {
-      const rows = await tx
-        .select({ id: payouts.id, status: payouts.status })
-        .from(payouts)
-        .where(
-          or(
-            and(
-              eq(payouts.status, "NEW"),
-              isNull(payouts.publishedAt),
-              lt(payouts.createdAt, sql`now() - make_interval(secs => ${options.graceMs / 1000})`),
-            ),
-            and(
-              eq(payouts.status, "NEW"),
-              lt(payouts.publishedAt, sql`now() - make_interval(secs => ${options.republishAfterMs / 1000})`),
-            ),
-            and(
-              eq(payouts.status, "PROCESSING"),
-              lt(
-                sql`coalesce(greatest(${payouts.claimedAt}, ${payouts.publishedAt}), ${payouts.updatedAt})`,
-                sql`now() - make_interval(secs => ${options.stuckAfterMs / 1000})`,
-              ),
-            ),
-          ),
-        )
-        .orderBy(payouts.createdAt)
-        .limit(BATCH)
-        .for("update", { skipLocked: true });
-      if (rows.length === 0) return 0;
-      const messages: PayoutMessage[] = rows.map((r) =>
-        r.status === "PROCESSING" ? { id: r.id, resume: true } : { id: r.id },
-      );
-      await publisher.publish(messages);
-      await markPublished(
-        tx,
-        rows.map((r) => r.id),
-      );
-      log.info("relay published payouts", { count: rows.length });
-      return rows.length;
+      const queued = await relayOutbox(tx);
+      if (queued.length > 0) {
+        const ids = queued.map((r) => r.id);
+        await publisher.publish(ids.map((id) => ({ id })));
+        await tx.delete(payoutOutbox).where(confirmed(ids));
+        log.info("relay published payouts", { count: ids.length });
+        return ids.length;
+      }
+      const lost = await relayLost(tx);
+      if (lost.length === 0) return 0;
+      await publisher.publish(lost.map((r) => (r.status === "PROCESSING" ? { id: r.id, resume: true } : { id: r.id })));
+      await tx
+        .update(payouts)
+        .set({ publishedAt: sql`now()` })
+        .where(sql`${payouts.id} = ANY(string_to_array(${lost.map((r) => r.id).join(",")}, ',')::uuid[])`);
+      log.info("relay published payouts again", { count: lost.length });
+      return lost.length;
     });
   };
 

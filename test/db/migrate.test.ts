@@ -34,6 +34,7 @@ const expectedSchema = {
   tables: [
     "idempotency_keys",
     "payout_events",
+    "payout_outbox",
     "payouts",
     "simulated_gateway_payments",
     "webhook_deliveries",
@@ -45,6 +46,7 @@ const expectedSchema = {
     "payouts_events_on_insert",
     "payouts_events_on_update",
     "payouts_keep_moving_money",
+    "payouts_outbox_on_insert",
     "payouts_status_machine",
   ],
 };

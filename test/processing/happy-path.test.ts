@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { ledger, processingFixtures, reaches, startApi, startWorker } from "./harness";
+import { inOutbox, ledger, processingFixtures, reaches, startApi, startWorker } from "./harness";
 
 const fixtures = processingFixtures();
 const { database } = fixtures;
@@ -14,7 +14,7 @@ test("a created payout goes through RabbitMQ to a worker and ends COMPLETED, pai
   expect(done.processedAt).toBeInstanceOf(Date);
   expect(done.failureReason).toBeNull();
   expect(done.attempts).toBe(1);
-  expect(done.publishedAt).toBeInstanceOf(Date);
+  expect(await inOutbox(database, id)).toBe(false);
   expect(await ledger(database, id)).toEqual({ payments: 1, calls: 1 });
 
   const read = await api.request("GET", `/api/payouts/${id}/`);

@@ -10,7 +10,7 @@ import type { PgInsertValue } from "drizzle-orm/pg-core";
 import { systemClock } from "../../src/clock";
 import type { LogLevel } from "../../src/config";
 import type { Database } from "../../src/db/client";
-import { type PayoutRow, payouts, simulatedGatewayPayments } from "../../src/db/schema";
+import { type PayoutRow, payoutOutbox, payouts, simulatedGatewayPayments } from "../../src/db/schema";
 import { simulatedGateway } from "../../src/gateway/simulated";
 import { createLogger, type Logger } from "../../src/log";
 import { createOutbox, type OutboxOptions } from "../../src/queue/outbox";
@@ -84,6 +84,11 @@ export async function ledger(database: Database, id: string): Promise<{ payments
   return { payments: rows.length, calls: rows.reduce((sum, r) => sum + r.calls, 0) };
 }
 
+/** Whether the payout's id is still owed to the broker: its row in the outbox. */
+export async function inOutbox(database: Database, id: string): Promise<boolean> {
+  return (await database.db.$count(payoutOutbox, eq(payoutOutbox.payoutId, id))) > 0;
+}
+
 export async function countByStatus(database: Database): Promise<Record<string, number>> {
   const rows = await database.db
     .select({ status: payouts.status, count: sql<number>`count(*)::int` })
@@ -149,10 +154,10 @@ export async function startApi(database: Database) {
   return {
     request,
     create,
-    /** Published once the broker confirmed it (the hand-off marks it). */
+    /** Published once the broker confirmed it (the hand-off deletes its outbox row). */
     async createPublished() {
       const id = await create();
-      await eventually(async () => (await payout(database, id)).publishedAt !== null);
+      await eventually(async () => !(await inOutbox(database, id)));
       return id;
     },
     /** Publishes messages of the test's own making, confirmed. */

@@ -1,10 +1,11 @@
 // The outbox's relay on the real database and broker: what it publishes, when, and how often.
 import { expect, test } from "bun:test";
-import { isNull, sql } from "drizzle-orm";
-import { payouts } from "../../src/db/schema";
+import { sql } from "drizzle-orm";
+import { payoutOutbox } from "../../src/db/schema";
 import { QUEUE } from "../../src/queue/rabbitmq/topology";
 import { eventually } from "../helpers";
 import {
+  inOutbox,
   insertPayout,
   ledger,
   payout,
@@ -23,12 +24,20 @@ const ago = (seconds: number) => sql`now() - make_interval(secs => ${seconds})`;
 
 test("the relay publishes a payout that the hand-off missed once its grace is over, and leaves a younger one to the hand-off", async () => {
   const outbox = startOutbox(database, await startPublisher(), { graceMs: 5000 });
-  const missed = await insertPayout(database, { createdAt: ago(10) });
+  // Plain INSERTs, as an operator's psql would write them: the trigger queues each NEW payout.
+  const missed = await insertPayout(database);
+  await database.db.execute(
+    sql`UPDATE payout_outbox SET created_at = now() - interval '10 seconds' WHERE payout_id = ${missed.id}`,
+  );
   const young = await insertPayout(database);
+  const processing = await insertPayout(database, { status: "PROCESSING", attempts: 1, claimedAt: ago(0) });
+  expect(await inOutbox(database, processing.id)).toBe(false);
 
   expect(await outbox.relayOnce()).toBe(1);
-  expect((await payout(database, missed.id)).publishedAt).toBeInstanceOf(Date);
-  expect((await payout(database, young.id)).publishedAt).toBeNull();
+  expect(await inOutbox(database, missed.id)).toBe(false);
+  expect(await inOutbox(database, young.id)).toBe(true);
+  // The outbox row is all that changed: the payout itself is not written to.
+  expect((await payout(database, missed.id)).publishedAt).toBeNull();
   expect((await fixtures.broker.depth(QUEUE)).messages).toBe(1);
   expect(await outbox.relayOnce()).toBe(0);
 });
@@ -39,6 +48,7 @@ test("relays on several replicas at once publish each payout exactly once", asyn
   await database.db.execute(sql`
     INSERT INTO payouts (id, amount, currency, recipient_details, created_at)
     SELECT gen_random_uuid(), 1, 'USD', 'x', now() - interval '1 minute' FROM generate_series(1, 1200)`);
+  await database.db.execute(sql`UPDATE payout_outbox SET created_at = now() - interval '1 minute'`);
 
   const published = await Promise.all(
     relays.map(async (relay) => {
@@ -50,7 +60,7 @@ test("relays on several replicas at once publish each payout exactly once", asyn
 
   expect(published.reduce((a, b) => a + b, 0)).toBe(1200);
   await eventually(async () => (await fixtures.broker.depth(QUEUE)).messages === 1200);
-  expect(await database.db.$count(payouts, isNull(payouts.publishedAt))).toBe(0);
+  expect(await database.db.$count(payoutOutbox)).toBe(0);
 }, 30_000);
 
 test("a PROCESSING payout whose message was lost is published again for takeover and completes, paid once", async () => {
@@ -96,4 +106,19 @@ test("NEW payouts whose messages the broker lost (a purged queue) are published 
     expect(done.attempts).toBe(1);
     expect(await ledger(database, id)).toEqual({ payments: 1, calls: 1 });
   }
+});
+
+test("a lost NEW payout is published again once per bound, not on every pass", async () => {
+  const outbox = startOutbox(database, await startPublisher(), { republishAfterMs: 10_000 });
+  const lost = await insertPayout(database, { createdAt: ago(20) });
+  // Its hand-off was confirmed (the outbox row deleted), and then the broker lost the message.
+  await database.db.execute(sql`DELETE FROM payout_outbox WHERE payout_id = ${lost.id}`);
+  const recent = await insertPayout(database, { createdAt: ago(5) });
+  await database.db.execute(sql`DELETE FROM payout_outbox WHERE payout_id = ${recent.id}`);
+
+  expect(await outbox.relayOnce()).toBe(1);
+  expect((await payout(database, lost.id)).publishedAt).toBeInstanceOf(Date);
+  expect((await payout(database, recent.id)).publishedAt).toBeNull();
+  expect(await outbox.relayOnce()).toBe(0);
+  expect((await fixtures.broker.depth(QUEUE)).messages).toBe(1);
 });
