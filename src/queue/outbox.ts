@@ -20,6 +20,8 @@ export type OutboxOptions = {
 };
 
 const BATCH = 500;
+/** How long confirmed ids gather before one DELETE takes them out of the outbox. */
+const CLEAR_CONFIRMED_MS = 100;
 
 /**
  * Gets every committed payout to the broker. Each NEW payout's insert writes its row in
@@ -44,8 +46,25 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
     .where(sql`${payoutOutbox.payoutId} = ANY(string_to_array(${sql.placeholder("ids")}, ',')::uuid[])`)
     .prepare("outbox_confirmed");
 
-  // Hand-offs arriving together are published together: one batch of pipelined confirms and one
-  // DELETE for all of them.
+  // Confirmed ids leave the outbox together, CLEAR_CONFIRMED_MS after the first of them: one
+  // DELETE and one commit for all the batches confirmed meanwhile, not one per batch. Until then
+  // (and should the DELETE fail) a row only waits; the relay leaves it alone for `graceMs`.
+  let confirmedIds: string[] = [];
+  let clearTimer: Timer | undefined;
+  let clearing: Promise<void> | undefined;
+  const clearConfirmed = async () => {
+    clearTimer = undefined;
+    const ids = confirmedIds;
+    confirmedIds = [];
+    if (ids.length === 0) return;
+    try {
+      await deleteConfirmed.execute({ ids: ids.join(",") });
+    } catch (err) {
+      log.warn("confirmed payouts stay in the outbox; the relay will publish them again", { count: ids.length, err });
+    }
+  };
+
+  // Hand-offs arriving together are published together: one batch of pipelined confirms.
   const flush = async () => {
     while (pending.length > 0) {
       const ids = pending;
@@ -53,10 +72,14 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
       if (!publisher.connected) return; // the relay publishes them once the broker is back
       try {
         await publisher.publish(ids.map((id) => ({ id })));
-        await deleteConfirmed.execute({ ids: ids.join(",") });
       } catch (err) {
         log.warn("hand-off failed; the relay will publish these payouts", { count: ids.length, err });
+        continue;
       }
+      confirmedIds.push(...ids);
+      clearTimer ??= setTimeout(() => {
+        clearing = clearConfirmed();
+      }, CLEAR_CONFIRMED_MS);
     }
   };
 
@@ -159,6 +182,9 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
       timer = undefined;
       await relaying?.catch(() => {});
       await flushing;
+      clearTimeout(clearTimer);
+      await clearing;
+      await clearConfirmed();
     },
   };
 }

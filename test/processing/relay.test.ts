@@ -122,3 +122,15 @@ test("a lost NEW payout is published again once per bound, not on every pass", a
   expect(await outbox.relayOnce()).toBe(0);
   expect((await fixtures.broker.depth(QUEUE)).messages).toBe(1);
 });
+
+test("a hand-off takes its payout out of the outbox once confirmed, and stopping clears what is still gathered", async () => {
+  const outbox = startOutbox(database, await startPublisher());
+  const first = await insertPayout(database);
+  outbox.handOff(first.id);
+  await eventually(async () => !(await inOutbox(database, first.id)));
+  const second = await insertPayout(database);
+  outbox.handOff(second.id);
+  await outbox.stop();
+  expect(await inOutbox(database, second.id)).toBe(false);
+  expect((await fixtures.broker.depth(QUEUE)).messages).toBe(2);
+});
