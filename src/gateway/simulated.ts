@@ -32,7 +32,8 @@ const reference = (idempotencyKey: string): Payment => ({ reference: `sim_${idem
  * the idempotency key is the ledger's unique key, so a repeated call answers with the first
  * payment and moves no more money. Money moves at the start of a successful call and the answer
  * comes after the latency, so a worker that dies mid-call leaves a paid but unanswered payout:
- * the case that idempotency exists for.
+ * the case that idempotency exists for. Like a real provider's, the latency is the whole call's,
+ * its own bookkeeping included.
  */
 export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): PayoutGateway {
   // Calls in flight together are written to the ledger in one statement, prepared once (the batch
@@ -83,8 +84,8 @@ export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): Payo
         throw new TemporaryGatewayError("simulated gateway: temporarily unavailable");
       }
       if (signal.aborted) throw new TemporaryGatewayError("the gateway call was aborted");
-      const payment = await record(request);
-      await sleep(options.latencyMs, signal);
+      // The call lasts latencyMs from its start, its ledger write included (or as long as the write).
+      const [payment] = await Promise.all([record(request), sleep(options.latencyMs, signal)]);
       return payment;
     },
 
