@@ -30,12 +30,17 @@ export function pathOf(url: string): string {
 export const payoutIdParam = (params: Record<string, string | undefined> | undefined): string | undefined =>
   typeof params?.id === "string" && isUuid(params.id) ? params.id.toLowerCase() : undefined;
 
-// The payout a request turned out to be about, when its path does not name it (a create).
-const payoutOfRequest = new WeakMap<Request, string>();
+// What the log line needs to know of a request, kept on the request itself: when it started, and
+// the payout it turned out to be about when its path does not name it (a create). A property, not
+// a WeakMap: a weak entry per request is work for every garbage collection.
+const LOGGED = Symbol("request log");
+type Logged = { started: number; payoutId?: string };
+const logged = (request: Request) => (request as Request & { [LOGGED]?: Logged })[LOGGED];
 
 /** Names the payout a request is about, for its log line. */
 export function aboutPayout(request: Request, payoutId: string): void {
-  payoutOfRequest.set(request, payoutId);
+  const entry = logged(request);
+  if (entry) entry.payoutId = payoutId;
 }
 
 /**
@@ -45,14 +50,14 @@ export function aboutPayout(request: Request, payoutId: string): void {
  * query or the body: they may carry recipient details.
  */
 export function requestLog(log: Logger) {
-  const started = new WeakMap<Request, number>();
   return new Elysia()
     .onRequest(({ request, set }) => {
-      started.set(request, performance.now());
+      (request as Request & { [LOGGED]?: Logged })[LOGGED] = { started: performance.now() };
       set.headers[REQUEST_ID_HEADER] = requestId(request.headers);
     })
     .onAfterResponse({ as: "global" }, ({ request, route, params, set, responseValue }) => {
-      const seconds = (performance.now() - (started.get(request) ?? performance.now())) / 1000;
+      const entry = logged(request);
+      const seconds = (performance.now() - (entry?.started ?? performance.now())) / 1000;
       // A handler's Response carries its status; an onError response is recorded in set.status.
       const raw: Status = responseValue instanceof Response ? responseValue.status : (set.status ?? 200);
       const status = typeof raw === "number" ? raw : StatusMap[raw];
@@ -61,7 +66,7 @@ export function requestLog(log: Logger) {
       httpRequestDuration.observe(seconds, { method, route: pattern, status: `${status}` });
 
       // The payout a request is about: its path's id, or the one its handler named (a create).
-      const payoutId = payoutIdParam(params) ?? payoutOfRequest.get(request);
+      const payoutId = payoutIdParam(params) ?? entry?.payoutId;
       // Probes arrive every few seconds from every orchestrator: their lines only at debug.
       (HEALTH_PROBE.test(pattern) ? log.debug : log.info)("request", {
         request_id: set.headers[REQUEST_ID_HEADER],
