@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
+import { batched } from "../db/batch";
 import { type Db, resultRows } from "../db/client";
 import type { PayoutEventRow } from "../db/schema";
 import { toEvent } from "../events/service";
@@ -152,6 +153,32 @@ export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, 
     }
   };
 
+  // Successes finishing together are written together: one statement and one commit for the
+  // group (a failure, rarer, is written on its own below). Each row still only while its claim's
+  // attempt number matches and it is pending.
+  const succeed = batched(
+    async (outcomes: { claimed: Claimed; status: number }[]) => {
+      const rows = resultRows<{ id: string }>(
+        await db.execute(sql`
+          WITH done AS (
+            UPDATE webhook_deliveries d SET status = 'succeeded', locked_until = NULL,
+                   last_response_status = o.status, last_error = NULL
+            FROM jsonb_to_recordset(${JSON.stringify(
+              outcomes.map((o) => ({ id: o.claimed.delivery_id, attempts: o.claimed.attempt, status: o.status })),
+            )}::jsonb) AS o(id uuid, attempts integer, status integer)
+            WHERE d.id = o.id AND d.attempts = o.attempts AND d.status = 'pending'
+            RETURNING d.id, d.endpoint_id),
+          run_ended AS (
+            UPDATE webhook_endpoints SET consecutive_failures = 0
+            WHERE id IN (SELECT endpoint_id FROM done) AND consecutive_failures <> 0)
+          SELECT id FROM done`),
+      );
+      const done = new Set(rows.map((r) => r.id));
+      return outcomes.map((o) => done.has(o.claimed.delivery_id));
+    },
+    { maxSize: 200, maxInFlight: 2 },
+  );
+
   /**
    * The outcome of one attempt, conditional on the claim (its attempt number and status): a
    * delivery retried or deleted meanwhile is not overwritten. A delivery that ends failed adds
@@ -165,17 +192,9 @@ export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, 
     let delivery: "succeeded" | "pending" | "failed";
     let statement: SQL;
     if (result.outcome === "success") {
-      delivery = "succeeded";
-      statement = sql`
-        WITH done AS (
-          UPDATE webhook_deliveries SET status = 'succeeded', locked_until = NULL,
-                 last_response_status = ${result.status}, last_error = NULL
-          WHERE ${same} RETURNING endpoint_id),
-        run_ended AS (
-          UPDATE webhook_endpoints SET consecutive_failures = 0
-          FROM done WHERE webhook_endpoints.id = done.endpoint_id AND consecutive_failures <> 0)
-        SELECT count(*)::int AS n FROM done`;
-    } else if (claimed.attempt < options.maxAttempts) {
+      return (await succeed({ claimed, status: result.status })) ? "succeeded" : "superseded";
+    }
+    if (claimed.attempt < options.maxAttempts) {
       delivery = "pending";
       const delayMs = retryDelayMs(options.retryBaseDelayMs, claimed.attempt, MAX_RETRY_DELAY_MS);
       // Due by the database's clock, the one every process's claim compares next_attempt_at with.
