@@ -50,11 +50,15 @@ export async function createPayout(api: Api, overrides: Record<string, unknown> 
   return created.body as { id: string; status: Status; [field: string]: unknown };
 }
 
+// Entering PROCESSING is a worker's claim, which counts an attempt: the `payout.processing` event
+// it records carries that attempt (1 at least, as the OpenAPI document says).
+const CLAIM = "status = 'PROCESSING', attempts = attempts + 1, claimed_at = now()";
+
 const PATHS: Record<Status, string[]> = {
   NEW: [],
-  PROCESSING: ["status = 'PROCESSING'"],
-  COMPLETED: ["status = 'PROCESSING'", "status = 'COMPLETED', processed_at = now()"],
-  FAILED: ["status = 'PROCESSING'", "status = 'FAILED', failure_reason = 'gateway refused', processed_at = now()"],
+  PROCESSING: [CLAIM],
+  COMPLETED: [CLAIM, "status = 'COMPLETED', processed_at = now()"],
+  FAILED: [CLAIM, "status = 'FAILED', failure_reason = 'gateway refused', processed_at = now()"],
   CANCELLED: ["status = 'CANCELLED'"],
 };
 
