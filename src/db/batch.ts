@@ -22,7 +22,7 @@ type Pending<I, O> = { input: I; resolve: (output: O) => void; reject: (error: u
  * and its inputs then run a second time.
  */
 export function batched<I, O>(run: (inputs: I[]) => Promise<O[]>, options: BatchOptions): (input: I) => Promise<O> {
-  let queue: Pending<I, O>[] = [];
+  const queue: Pending<I, O>[] = [];
   let inFlight = 0;
 
   const settle = async (batch: Pending<I, O>[]) => {
@@ -40,8 +40,7 @@ export function batched<I, O>(run: (inputs: I[]) => Promise<O[]>, options: Batch
 
   const pump = () => {
     while (queue.length > 0 && inFlight < options.maxInFlight) {
-      const batch = queue.slice(0, options.maxSize);
-      queue = queue.slice(batch.length);
+      const batch = queue.splice(0, options.maxSize);
       inFlight++;
       void settle(batch).finally(() => {
         inFlight--;
