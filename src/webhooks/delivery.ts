@@ -263,25 +263,37 @@ export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, 
     webhookDeliveriesPending.set(row?.n ?? 0);
   };
 
+  // More were due when the last claim filled every free slot: claim again as soon as half the
+  // slots are free, instead of waiting out the poll interval with the slots empty.
+  let moreDue = false;
+  const claimSoon = () => {
+    if (stopped || !moreDue || timer === undefined || inFlight.size > options.concurrency / 2) return;
+    clearTimeout(timer);
+    timer = setTimeout(tick, 0);
+  };
+
   const tick = async () => {
     timer = undefined;
     if (stopped) return;
-    let full = false;
     try {
       await updatePendingGauge();
       const free = options.concurrency - inFlight.size;
       if (free > 0) {
         const claimed = await claim(free);
-        full = claimed.length === free;
+        moreDue = claimed.length === free;
         for (const c of claimed) {
-          const running: Promise<void> = attempt(c).finally(() => inFlight.delete(running));
+          const running: Promise<void> = attempt(c).finally(() => {
+            inFlight.delete(running);
+            claimSoon();
+          });
           inFlight.add(running);
         }
       }
     } catch (err) {
       log.warn("could not claim webhook deliveries; trying again", { err });
     }
-    if (!stopped) timer = setTimeout(tick, full ? 0 : options.pollIntervalMs);
+    if (!stopped) timer = setTimeout(tick, options.pollIntervalMs);
+    claimSoon();
   };
 
   timer = setTimeout(tick, 0);

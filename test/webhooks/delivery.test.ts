@@ -325,3 +325,21 @@ describe("rotation and addresses", () => {
     expect(row?.n).toBe(1);
   });
 });
+
+test("a backlog is sent as fast as the slots free up, not a slotful per poll interval", async () => {
+  const r = receiver();
+  await endpoint(r.url);
+  // 300 events at once, as a burst of creates makes them.
+  await run(sql`
+    INSERT INTO payouts (id, amount, currency, recipient_details)
+    SELECT gen_random_uuid(), 1, 'EUR', 'DE89 3704' FROM generate_series(1, 300)`);
+  // 8 slots and a poll every 10 s: waiting out the interval with the slots empty would take minutes.
+  const { attempts } = deliver({ concurrency: 8, pollIntervalMs: 10_000 });
+  await eventually(async () => attempts().length === 300, 15_000);
+  expect(new Set(r.received.map((x) => x.id)).size).toBe(300);
+  const [left] = await query<{ n: number }>(
+    database,
+    sql`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status <> 'succeeded'`,
+  );
+  expect(left?.n).toBe(0);
+}, 30_000);
