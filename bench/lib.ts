@@ -7,6 +7,7 @@ import amqp from "amqplib";
 import postgres from "postgres";
 import { migratePostgres } from "../src/db/migrate";
 import { declareTopology, QUEUE } from "../src/queue/rabbitmq/topology";
+import { newSecret } from "../src/webhooks/signing";
 
 export const adminUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const amqpBase = process.env.BENCH_AMQP_BASE_URL ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -53,6 +54,21 @@ export async function benchEnvironment(name: string, reuse = false) {
 }
 
 export type BenchEnvironment = Awaited<ReturnType<typeof benchEnvironment>>;
+
+// A bench that fails half-way must not leave a role running against the next run's database
+// (same name): every process it starts is killed when it exits, however it exits.
+const children = new Set<Bun.Subprocess>();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+/** Bun.spawn, and the process killed when the bench exits. */
+export function spawnChild(command: string[], options: Parameters<typeof Bun.spawn>[1] = {}): Bun.Subprocess {
+  const child = Bun.spawn(command, options);
+  children.add(child);
+  void child.exited.then(() => children.delete(child));
+  return child;
+}
 
 export const randomPort = () => 18_000 + Math.floor(Math.random() * 1000);
 
@@ -171,6 +187,16 @@ export async function reset(env: BenchEnvironment) {
   await channel.purgeQueue(QUEUE);
   await channel.purgeQueue(FLOOR_QUEUE);
   await connection.close();
+}
+
+/**
+ * Subscribes one webhook endpoint to every event type, as a client would through the api (the
+ * delivering role needs WEBHOOK_ALLOW_PRIVATE_NETWORKS=true for a receiver on loopback).
+ */
+export async function subscribe(env: BenchEnvironment, url: string) {
+  await env.sql`
+    INSERT INTO webhook_endpoints (id, url, event_types, secret)
+    VALUES (${Bun.randomUUIDv7()}, ${url}, enum_range(NULL::payout_event_type), ${newSecret()})`;
 }
 
 /** Stores `count` NEW payouts and publishes their ids to `queue` (confirmed), as the api would have. */

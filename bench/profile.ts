@@ -20,6 +20,7 @@ import {
   reset,
   roleEnv,
   seconds,
+  spawnChild,
   stop,
   waitReady,
 } from "./lib";
@@ -114,7 +115,7 @@ async function profiled(
   const analyzed = keepAnalyzed(env);
   await resetStatements();
   const port = randomPort();
-  const proc = Bun.spawn(["bun", "--cpu-prof", `--cpu-prof-dir=${dir}/${label}`, "src/main.ts", `--role=${role}`], {
+  const proc = spawnChild(["bun", "--cpu-prof", `--cpu-prof-dir=${dir}/${label}`, "src/main.ts", `--role=${role}`], {
     env: roleEnv(env, port, extra),
     stdout: "ignore",
     stderr: "inherit",

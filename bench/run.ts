@@ -37,8 +37,10 @@ import {
   reset,
   roleEnv,
   seconds,
+  spawnChild,
   stamp,
   stop,
+  subscribe,
   waitReady,
 } from "./lib";
 
@@ -85,12 +87,51 @@ const perUnit = (cpu: Cpu, units: number) => ({
   broker_us: Math.round((cpu.broker / units) * 1e6),
 });
 
+// The webhook receiver (issue 10): while the service is measured, one endpoint is subscribed to
+// every event type and this receiver answers each delivery 200. The floors have none.
+const receiverPort = randomPort() + 3000;
+const receiver = spawnChild(["bun", "bench/receiver.ts"], {
+  env: { ...process.env, PORT: String(receiverPort) },
+  stdout: "ignore",
+  stderr: "inherit",
+});
+const receiverUrl = `http://127.0.0.1:${receiverPort}/`;
+await waitReady(receiverUrl);
+const webhookEnv = { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true" };
+
+async function subscribed() {
+  await fetch(receiverUrl, { method: "DELETE" });
+  await subscribe(env, `${receiverUrl}webhooks`);
+}
+
+const countEvents = async () =>
+  (
+    await env.sql<{ events: number; deliveries: number; pending: number }[]>`
+      SELECT (SELECT count(*)::int FROM payout_events) AS events,
+             count(*)::int AS deliveries, count(*) FILTER (WHERE status = 'pending')::int AS pending
+      FROM webhook_deliveries`
+  )[0] ?? { events: 0, deliveries: 0, pending: 0 };
+
+/** Waits until no delivery is pending; how many events there are and the receiver got, and when. */
+async function awaitDelivered(since: number) {
+  const deadline = Date.now() + 5 * 60_000;
+  let counts = await countEvents();
+  while (counts.pending > 0) {
+    if (Date.now() > deadline) throw new Error(`bench: ${counts.pending} webhook deliveries still pending`);
+    await Bun.sleep(100);
+    counts = await countEvents();
+  }
+  const { events: received } = (await (await fetch(receiverUrl)).json()) as { events: number };
+  return { ...counts, received, after_s: Math.round((performance.now() - since) / 100) / 10 };
+}
+
 /** The create load against `command`, which serves POST /api/payouts/ (the floor answers any path). */
-async function createBench(command: string[], readyPath: string) {
+async function createBench(command: string[], readyPath: string, webhooks = false) {
   await reset(env);
+  if (webhooks) await subscribed();
   const port = randomPort();
   const analyzed = keepAnalyzed(env);
-  const proc = Bun.spawn(command, { env: processEnv(port), stdout: Bun.file(logFile), stderr: "inherit" });
+  const proc = spawnChild(command, { env: processEnv(port), stdout: Bun.file(logFile), stderr: "inherit" });
   await waitReady(`http://127.0.0.1:${port}${readyPath}`);
   const peak = peakRss(proc.pid);
   const broker = brokerCpuSeconds();
@@ -106,26 +147,38 @@ async function createBench(command: string[], readyPath: string) {
   await analyzed();
   const logLines = readFileSync(logFile, "utf8").split('"msg":"request"').length - 1;
   rmSync(logFile, { force: true });
-  return { ...result, rss_mb: rss, log_lines: logLines, cpu: perUnit(cpu, result.requests) };
+  // The api only records deliveries (in each create's transaction); the worker role sends them.
+  const webhook = webhooks ? await countEvents() : undefined;
+  return { ...result, rss_mb: rss, log_lines: logLines, cpu: perUnit(cpu, result.requests), webhook };
 }
 
-async function drainBench(command: string[], queue: string, count: number, extra: Record<string, string> = {}) {
+async function drainBench(
+  command: string[],
+  queue: string,
+  count: number,
+  extra: Record<string, string> = {},
+  webhooks = false,
+) {
   await reset(env);
+  if (webhooks) await subscribed();
   await enqueue(env, queue, count);
   const analyzed = keepAnalyzed(env);
-  const proc = Bun.spawn(command, { env: processEnv(randomPort(), extra), stdout: "ignore", stderr: "inherit" });
+  const proc = spawnChild(command, { env: processEnv(randomPort(), extra), stdout: "ignore", stderr: "inherit" });
   const peak = peakRss(proc.pid);
   const broker = brokerCpuSeconds();
   const drained = await awaitDrained(env);
+  const drainedAt = performance.now();
   const cpu = {
     app: cpuSeconds(proc.pid),
     postgres: await backendCpuSeconds(env),
     broker: brokerCpuSeconds() - broker,
   };
+  // Deliveries go on after the payouts are done: every event must reach the receiver.
+  const webhook = webhooks ? await awaitDelivered(drainedAt) : undefined;
   const rss = peak();
   await stop(proc);
   await analyzed();
-  return { ...drained, rss_mb: rss, cpu: perUnit(cpu, count) };
+  return { ...drained, rss_mb: rss, cpu: perUnit(cpu, count), webhook };
 }
 
 const api = ["bun", "src/main.ts", "--role=api"];
@@ -133,16 +186,24 @@ const worker = ["bun", "src/main.ts", "--role=worker"];
 
 const calibration = await pgbench();
 const floorCreate = await createBench(["bun", "bench/floor-create.ts"], "/");
-const create = await createBench(api, "/health/ready");
+const create = await createBench(api, "/health/ready", true);
 const floorDrain = await drainBench(["bun", "bench/floor-drain.ts"], FLOOR_QUEUE, DRAIN_COUNT);
-const drain = await drainBench(worker, QUEUE, DRAIN_COUNT, { GATEWAY_LATENCY_MS: "0" });
+const drain = await drainBench(worker, QUEUE, DRAIN_COUNT, { GATEWAY_LATENCY_MS: "0", ...webhookEnv }, true);
 const slots = LATENCY_THREADS * LATENCY_CONCURRENCY;
 const bound = Math.round(slots / (LATENCY_MS / 1000));
-const latency = await drainBench(worker, QUEUE, LATENCY_COUNT, {
-  GATEWAY_LATENCY_MS: String(LATENCY_MS),
-  WORKER_THREADS: String(LATENCY_THREADS),
-  WORKER_CONCURRENCY: String(LATENCY_CONCURRENCY),
-});
+const latency = await drainBench(
+  worker,
+  QUEUE,
+  LATENCY_COUNT,
+  {
+    GATEWAY_LATENCY_MS: String(LATENCY_MS),
+    WORKER_THREADS: String(LATENCY_THREADS),
+    WORKER_CONCURRENCY: String(LATENCY_CONCURRENCY),
+    ...webhookEnv,
+  },
+  true,
+);
+receiver.kill();
 
 const checks = {
   create_rate: ratio(create.rps, floorCreate.rps) >= 0.7,
@@ -153,6 +214,10 @@ const checks = {
   latency_bound: ratio(latency.rate, bound) >= 0.9,
   api_rss: create.rss_mb <= 100,
   worker_rss: Math.max(drain.rss_mb, latency.rss_mb) <= 150,
+  // Every event has its delivery, and every delivery reached the receiver.
+  webhooks:
+    create.webhook?.deliveries === create.webhook?.events &&
+    [drain.webhook, latency.webhook].every((w) => w && w.deliveries === w.events && w.received === w.events),
 };
 const met = Object.entries(checks);
 const missed = met.filter(([, ok]) => !ok).map(([k]) => k);
@@ -181,6 +246,7 @@ appendFileSync(
     `| drain CPU per payout, us: process / PostgreSQL backends / RabbitMQ | ${cpuCell(drain.cpu)} | ${cpuCell(floorDrain.cpu)} | | | |\n` +
     `| latency-bound: ${LATENCY_COUNT} payouts, ${LATENCY_MS} ms, ${LATENCY_THREADS}x${LATENCY_CONCURRENCY} in flight | ${latency.rate}/s | bound ${bound}/s | ${ratio(latency.rate, bound)} | >= 0.9 | ${yes(checks.latency_bound)} |\n` +
     `| worker RSS (peak, drain / latency-bound) | ${drain.rss_mb} / ${latency.rss_mb} MB | ${floorDrain.rss_mb} MB | | <= 150 MB | ${yes(checks.worker_rss)} |\n` +
+    `| webhooks: one endpoint subscribed to every event during the service's phases (bench/receiver.ts answers 200) | create: ${create.webhook?.deliveries} deliveries recorded for ${create.webhook?.events} events; drain: ${drain.webhook?.received} of ${drain.webhook?.events} events received, the last ${drain.webhook?.after_s} s after the last payout; latency-bound: ${latency.webhook?.received} of ${latency.webhook?.events}, ${latency.webhook?.after_s} s after | none | | every event delivered | ${yes(checks.webhooks)} |\n` +
     `| second anchor: pgbench single-row INSERT at ${CONNECTIONS} clients | create ${ratio(create.rps, calibration)}x, drain ${ratio(drain.rate, calibration)}x | ${calibration}/s | | | |\n\n` +
     `Summary: ${summary}\n`,
 );

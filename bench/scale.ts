@@ -33,6 +33,7 @@ import {
   reset,
   roleEnv,
   seconds,
+  spawnChild,
   stamp,
   stop,
   waitReady,
@@ -253,7 +254,7 @@ async function measure(t: Target, label: string) {
   const analyzed = keepAnalyzed(t.env);
   const list = await pages(t);
   const port = randomPort();
-  const api = Bun.spawn(["bun", "src/main.ts", "--role=api"], {
+  const api = spawnChild(["bun", "src/main.ts", "--role=api"], {
     env: processEnv(t, port),
     stdout: "ignore",
     stderr: "inherit",
@@ -275,7 +276,7 @@ async function measure(t: Target, label: string) {
   await stop(api);
   log(`${label}: create ${creates.map((c) => `${c.rps}/s p99 ${c.p99_ms} ms`).join(", ")}`);
 
-  const worker = Bun.spawn(["bun", "src/main.ts", "--role=worker"], {
+  const worker = spawnChild(["bun", "src/main.ts", "--role=worker"], {
     env: processEnv(t, randomPort(), { GATEWAY_LATENCY_MS: "0" }),
     stdout: "ignore",
     stderr: "inherit",
