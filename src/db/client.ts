@@ -35,7 +35,7 @@ export function connectPostgres(url: string, poolSize: number, applicationName: 
     onnotice: () => {},
     connection: { application_name: applicationName, statement_timeout: STATEMENT_TIMEOUT_MS },
   });
-  const db = drizzlePostgres(client, { schema });
+  const db = drizzlePostgres(preparingEveryStatement(client), { schema });
   const availability = probeAvailability(url, applicationName);
   return {
     db,
@@ -51,6 +51,23 @@ export function connectPostgres(url: string, poolSize: number, applicationName: 
       await client.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * drizzle asks postgres.js for an unnamed statement unless a query is `.prepare()`d, and postgres.js
+ * describes an unnamed statement with parameters before running it: two round trips, a parse and
+ * a plan on every execution (a webhook delivery's claim and outcome, a GET, a PATCH). Through this
+ * client every statement is prepared once per connection and then only bound and executed. Their
+ * texts are constants with parameters, so each connection holds a bounded set of them.
+ */
+function preparingEveryStatement(client: postgres.Sql): postgres.Sql {
+  return new Proxy(client, {
+    get(target, key, receiver) {
+      if (key !== "unsafe") return Reflect.get(target, key, receiver);
+      return (query: string, params?: postgres.ParameterOrJSON<never>[], options?: postgres.UnsafeQueryOptions) =>
+        target.unsafe(query, params, { ...options, prepare: true });
+    },
+  });
 }
 
 /** The embedded default: PGlite (PostgreSQL compiled to WebAssembly), data under dataDir. */
