@@ -174,6 +174,7 @@ async function main() {
         deliveryOptions(config),
         clock,
         log.child({ component: "webhooks" }),
+        () => threads.inFlight,
       );
       onShutdown(async () => {
         await threads.stop();
@@ -221,6 +222,7 @@ async function main() {
         deliveryOptions(config),
         clock,
         log.child({ component: "webhooks" }),
+        () => consumer.inFlight,
       );
       log.info("running every role in one process", {
         database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,

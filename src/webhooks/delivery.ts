@@ -21,6 +21,11 @@ export type DeliveryOptions = {
   concurrency: number;
   /** How often due deliveries are looked for while none are. */
   pollIntervalMs: number;
+  /**
+   * Attempts started per second at most while this process has payouts in flight (0: no limit):
+   * payouts first, webhooks with what they leave. Without payouts in flight there is no limit.
+   */
+  busyRate: number;
 };
 
 export const deliveryOptions = (config: Config): DeliveryOptions => ({
@@ -31,7 +36,11 @@ export const deliveryOptions = (config: Config): DeliveryOptions => ({
   allowPrivateNetworks: config.webhookAllowPrivateNetworks,
   concurrency: 32,
   pollIntervalMs: 250,
+  busyRate: config.webhookBusyRate,
 });
+
+/** While payouts are in flight, attempts are started in steps of this, a tenth of busyRate each. */
+const BUSY_STEP_MS = 100;
 
 /** Retries wait longer and longer, but never more than this. */
 const MAX_RETRY_DELAY_MS = 10 * 3_600_000;
@@ -62,7 +71,14 @@ type Outcome =
  * last, and its outcome is written only while the claim's attempt number still matches. A process
  * killed mid-attempt leaves the lease to expire; the delivery is then claimed again.
  */
-export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, log: Logger) {
+export function startDeliveries(
+  db: Db,
+  options: DeliveryOptions,
+  clock: Clock,
+  log: Logger,
+  /** Payouts this process is processing now (its worker threads'); the loop yields to them. */
+  payoutsInFlight: () => number = () => 0,
+) {
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
   let timer: Timer | undefined;
@@ -263,11 +279,14 @@ export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, 
     webhookDeliveriesPending.set(row?.n ?? 0);
   };
 
+  const busy = () => options.busyRate > 0 && payoutsInFlight() > 0;
+
   // More were due when the last claim filled every free slot: claim again as soon as half the
-  // slots are free, instead of waiting out the poll interval with the slots empty.
+  // slots are free, instead of waiting out the poll interval with the slots empty; while payouts
+  // are in flight, only at the busy pace.
   let moreDue = false;
   const claimSoon = () => {
-    if (stopped || !moreDue || timer === undefined || inFlight.size > options.concurrency / 2) return;
+    if (stopped || !moreDue || busy() || timer === undefined || inFlight.size > options.concurrency / 2) return;
     clearTimeout(timer);
     timer = setTimeout(tick, 0);
   };
@@ -275,12 +294,14 @@ export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, 
   const tick = async () => {
     timer = undefined;
     if (stopped) return;
+    const yielding = busy();
     try {
       await updatePendingGauge();
       const free = options.concurrency - inFlight.size;
-      if (free > 0) {
-        const claimed = await claim(free);
-        moreDue = claimed.length === free;
+      const allowed = yielding ? Math.min(free, Math.ceil((options.busyRate * BUSY_STEP_MS) / 1000)) : free;
+      if (allowed > 0) {
+        const claimed = await claim(allowed);
+        moreDue = claimed.length === allowed;
         for (const c of claimed) {
           const running: Promise<void> = attempt(c).finally(() => {
             inFlight.delete(running);
@@ -292,7 +313,7 @@ export function startDeliveries(db: Db, options: DeliveryOptions, clock: Clock, 
     } catch (err) {
       log.warn("could not claim webhook deliveries; trying again", { err });
     }
-    if (!stopped) timer = setTimeout(tick, options.pollIntervalMs);
+    if (!stopped) timer = setTimeout(tick, yielding && moreDue ? BUSY_STEP_MS : options.pollIntervalMs);
     claimSoon();
   };
 

@@ -15,6 +15,8 @@ const THREAD_ENTRY = new URL(compiledBinary ? "./worker/thread.ts" : "./thread.t
  */
 export function startWorkerThreads(count: number, log: Logger, entry = THREAD_ENTRY) {
   const threads = new Set<Worker>();
+  // Each thread's payouts in flight, as it last reported them (every 100 ms).
+  const loads = new Map<Worker, number>();
   const restarts = new Set<Timer>();
   let stopping = false;
   // Metrics scrapes waiting for a thread's report: called when it reports or exits.
@@ -29,12 +31,14 @@ export function startWorkerThreads(count: number, log: Logger, entry = THREAD_EN
     threads.add(thread);
     thread.addEventListener("error", (event) => log.error("worker thread error", { index, err: event.message }));
     thread.addEventListener("message", (event) => {
+      if (event.data?.type === "load") loads.set(thread, event.data.inFlight as number);
       if (event.data?.type !== "metrics") return;
       registry.absorb(event.data.report as MetricsReport, thread);
       reported(thread);
     });
     thread.addEventListener("close", (event) => {
       threads.delete(thread);
+      loads.delete(thread);
       // Its counts stay in the registry; its gauges (payouts in flight) went with it.
       registry.forget(thread);
       reported(thread);
@@ -58,6 +62,12 @@ export function startWorkerThreads(count: number, log: Logger, entry = THREAD_EN
     },
     get size() {
       return threads.size;
+    },
+    /** Payouts the threads are processing, as they last reported. */
+    get inFlight() {
+      let sum = 0;
+      for (const n of loads.values()) sum += n;
+      return sum;
     },
     /**
      * Asks every thread for its metrics and waits for the answers, which land in this process's

@@ -23,6 +23,10 @@ const consumer = brokerConsumer(config, config.amqpUrl, log);
 await startProcessing(config, database, consumer, log);
 self.postMessage({ type: "started" });
 
+// How busy this thread is, for the webhook deliveries of its process, which yield to payouts.
+const LOAD_EVERY_MS = 100;
+setInterval(() => self.postMessage({ type: "load", inFlight: consumer.inFlight }), LOAD_EVERY_MS).unref();
+
 self.onmessage = async (event: MessageEvent) => {
   // The supervisor's metrics endpoint asks on every scrape: this thread's counts since the last
   // answer, and its gauges.

@@ -10,7 +10,9 @@ test("the webhook settings default to the contract's values", () => {
     webhookDisableAfter: 10,
     webhookSecretOverlapMs: 86_400_000,
     webhookAllowPrivateNetworks: false,
+    webhookBusyRate: 300,
   });
+  expect(loadConfig({ WEBHOOK_BUSY_RATE: "0" }).webhookBusyRate).toBe(0);
   expect(loadConfig({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true" }).webhookAllowPrivateNetworks).toBe(true);
 });
 
@@ -21,6 +23,7 @@ test.each([
   ["WEBHOOK_DISABLE_AFTER", "0"],
   ["WEBHOOK_SECRET_OVERLAP_MS", "1.5"],
   ["WEBHOOK_ALLOW_PRIVATE_NETWORKS", "yes"],
+  ["WEBHOOK_BUSY_RATE", "-1"],
 ])("%s=%s stops the program with a message naming it", (name, value) => {
   expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
   expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} must be`));

@@ -34,17 +34,18 @@ const OPTIONS: DeliveryOptions = {
   allowPrivateNetworks: true,
   concurrency: 8,
   pollIntervalMs: 20,
+  busyRate: 0,
 };
 
 /** The delivery loop, its log lines parsed and timed. */
-function deliver(options: Partial<DeliveryOptions> = {}, clock: Clock = systemClock) {
+function deliver(options: Partial<DeliveryOptions> = {}, clock: Clock = systemClock, payoutsInFlight = () => 0) {
   const lines: Line[] = [];
   const raw: string[] = [];
   const log = createLogger("debug", "json", {}, (line) => {
     raw.push(line);
     lines.push(JSON.parse(line));
   });
-  const deliveries = startDeliveries(database.db, { ...OPTIONS, ...options }, clock, log);
+  const deliveries = startDeliveries(database.db, { ...OPTIONS, ...options }, clock, log, payoutsInFlight);
   stops.push(() => deliveries.stop());
   return { lines, raw, attempts: () => lines.filter((l) => l.msg === "webhook attempt") };
 }
@@ -342,4 +343,26 @@ test("a backlog is sent as fast as the slots free up, not a slotful per poll int
     sql`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status <> 'succeeded'`,
   );
   expect(left?.n).toBe(0);
+}, 30_000);
+
+test("while payouts are in flight, deliveries yield: at most WEBHOOK_BUSY_RATE a second; then full speed again", async () => {
+  const r = receiver();
+  await endpoint(r.url);
+  await run(sql`
+    INSERT INTO payouts (id, amount, currency, recipient_details)
+    SELECT gen_random_uuid(), 1, 'EUR', 'DE89 3704' FROM generate_series(1, 200)`);
+  let payoutsInFlight = 5;
+  const { attempts } = deliver(
+    { concurrency: 32, pollIntervalMs: 10_000, busyRate: 20 },
+    systemClock,
+    () => payoutsInFlight,
+  );
+  await Bun.sleep(1000);
+  // 20 a second, in steps of 2 every 100 ms: about 20 in the second, never a slotful at once.
+  const whileBusy = attempts().length;
+  expect(whileBusy).toBeGreaterThanOrEqual(10);
+  expect(whileBusy).toBeLessThanOrEqual(30);
+  payoutsInFlight = 0;
+  await eventually(async () => attempts().length === 200, 10_000);
+  expect(new Set(r.received.map((x) => x.id)).size).toBe(200);
 }, 30_000);
