@@ -291,7 +291,15 @@ export function startDeliveries(
     timer = setTimeout(tick, 0);
   };
 
-  const tick = async () => {
+  // The pass running now, if any: stop() waits for it, so that no attempt it claims starts unseen.
+  let ticking: Promise<void> | undefined;
+  const tick = () => {
+    ticking = pass().finally(() => {
+      ticking = undefined;
+    });
+  };
+
+  const pass = async () => {
     timer = undefined;
     if (stopped) return;
     const yielding = busy();
@@ -323,6 +331,7 @@ export function startDeliveries(
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      await ticking;
       await Promise.allSettled([...inFlight]);
     },
   };
