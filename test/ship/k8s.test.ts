@@ -56,6 +56,7 @@ loadConfig(
 );
 // Read by the Bun runtime itself (the image sets it), not by the program.
 KNOWN.add("BUN_JSC_forceRAMSize");
+KNOWN.add("BUN_JSC_useFTLJIT");
 
 describe("the Kustomize base and the KEDA overlay", () => {
   test("every manifest is listed in its kustomization, and every listed file exists", () => {
