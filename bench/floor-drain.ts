@@ -1,9 +1,9 @@
 // The drain floor (issue 12): the thinnest correct consumer on the service's own stack, started by
 // `bun run bench` next to the worker and fed the same queued payouts. It consumes the create
-// floor's ids with the worker's in-flight limits (WORKER_THREADS consumers, each with a prefetch
-// of WORKER_CONCURRENCY), claims NEW -> PROCESSING, writes the gateway's ledger row and sets
-// COMPLETED, each step one statement (one commit) per group of messages, and acks a message after
-// its completion is committed. No gateway call, retries, logging or metrics.
+// floor's ids with the worker's in-flight limits (WORKER_THREADS consumers, each with the worker's
+// prefetch of twice WORKER_CONCURRENCY), claims NEW -> PROCESSING, writes the gateway's ledger row
+// and sets COMPLETED, each step one statement (one commit) per group of messages, and acks a
+// message after its completion is committed. No gateway call, retries, logging or metrics.
 //
 // Environment: DATABASE_URL, AMQP_URL, FLOOR_QUEUE; DB_POOL_SIZE, WORKER_THREADS and
 // WORKER_CONCURRENCY as the worker reads them.
@@ -52,7 +52,7 @@ const complete = batched(async (ids: string[]) => {
 const connection = await amqp.connect(config.amqpUrl as string);
 for (let i = 0; i < config.workerThreads; i++) {
   const channel = await connection.createChannel();
-  await channel.prefetch(config.workerConcurrency);
+  await channel.prefetch(config.workerConcurrency * 2);
   await channel.consume(queue, (msg: ConsumeMessage | null) => {
     if (!msg) return;
     const { id } = JSON.parse(msg.content.toString()) as { id: string };

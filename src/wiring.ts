@@ -49,5 +49,5 @@ export async function startProcessing(
     latencyMs: config.gatewayLatencyMs,
     failureRate: config.gatewayFailureRate,
   });
-  await consumer.start(createProcessor(database, gateway, retryPolicy(config), clock, log));
+  await consumer.start(createProcessor(database, gateway, retryPolicy(config), clock, log, config.workerConcurrency));
 }

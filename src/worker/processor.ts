@@ -18,11 +18,36 @@ const REWRITE_PAUSE_MS = 250;
 /** What a claim returns: what the gateway call and the outcome's write need, no more. */
 type Claimed = Pick<PayoutRow, "id" | "amount" | "currency" | "recipientDetails" | "status" | "attempts">;
 
+/** At most `size` holders at once; the others wait, first come first served. */
+function slots(size: number) {
+  let free = size;
+  const waiting: (() => void)[] = [];
+  return {
+    acquire: (): Promise<void> | undefined => {
+      if (free > 0) {
+        free--;
+        return undefined;
+      }
+      return new Promise<void>((resolve) => waiting.push(resolve));
+    },
+    release: () => {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    },
+  };
+}
+
 /**
  * One message, one payout: claim it, pay it through the gateway, record the outcome. Every status
  * write is conditional on the status it expects, so a message that arrives twice, late, or for a
  * payout that was cancelled or deleted finds nothing to do. The caller acks only after this
  * returns, that is after the outcome is committed.
+ *
+ * At most `maxCalls` gateway calls run at once (WORKER_CONCURRENCY). The consumer holds more
+ * messages than that, so that the claims and outcomes of some overlap the calls of others: a call
+ * that ends is followed at once by one already claimed, instead of by a claim and an outcome
+ * written for a whole cohort of payouts (bench/RESULTS.md, the latency-bound case).
  */
 export function createProcessor(
   database: Database,
@@ -30,8 +55,10 @@ export function createProcessor(
   options: RetryPolicy,
   clock: Clock,
   log: Logger,
+  maxCalls = Number.POSITIVE_INFINITY,
 ) {
   const { db, availability } = database;
+  const calls = slots(maxCalls);
 
   /**
    * Runs a write until it gets through: while the database is gone, nothing is claimed or written
@@ -166,8 +193,9 @@ export function createProcessor(
     const attempt = claimed.attempts;
     recordStatusChange(plog, "PROCESSING", { attempt });
 
+    await calls.acquire();
     const callStarted = performance.now();
-    const result = await callGateway(claimed);
+    const result = await callGateway(claimed).finally(calls.release);
     const failed = "temporary" in result;
     gatewayCallDuration.observe((performance.now() - callStarted) / 1000, { outcome: failed ? "failure" : "success" });
     if (!failed) {

@@ -126,3 +126,35 @@ test("when a taken-over worker's call paid, the new holder's repeated call compl
   expect(row.status).toBe("COMPLETED");
   expect(await ledger(database, id)).toEqual({ payments: 1, calls: 2 });
 });
+
+test("at most maxCalls gateway calls run at once; the other payouts are claimed and wait their turn", async () => {
+  const { gateway, call } = scriptedGateway();
+  let running = 0;
+  let most = 0;
+  const counted: PayoutGateway = {
+    async pay(request, signal) {
+      running++;
+      most = Math.max(most, running);
+      try {
+        return await gateway.pay(request, signal);
+      } finally {
+        running--;
+      }
+    },
+    lookup: (key) => gateway.lookup(key),
+  };
+  const process = createProcessor(database, counted, options(3), systemClock, log, 2);
+  const ids = await Promise.all(Array.from({ length: 5 }, async () => (await insertPayout(database)).id));
+
+  const runs = ids.map((id) => process({ id, redelivered: false }));
+  await call(2);
+  await eventually(async () =>
+    (await Promise.all(ids.map((id) => payout(database, id)))).every((p) => p.status === "PROCESSING"),
+  );
+  expect(running).toBe(2);
+  // Each call that ends lets a waiting one start.
+  for (let n = 1; n <= 5; n++) (await call(n)).answer("pay");
+  expect(await Promise.all(runs)).toEqual([{}, {}, {}, {}, {}]);
+  expect(most).toBe(2);
+  for (const id of ids) expect((await payout(database, id)).status).toBe("COMPLETED");
+});

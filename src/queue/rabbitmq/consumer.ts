@@ -22,7 +22,10 @@ export function parseMessage(content: Buffer): PayoutMessage | undefined {
 }
 
 export type RabbitConsumerOptions = {
-  /** Messages in flight at once: the channel's prefetch. */
+  /**
+   * Gateway calls in flight at once (the processor's limit). The channel's prefetch is twice that:
+   * the other half are claimed, or have their outcome written, while the first half call.
+   */
   concurrency: number;
   retryDelays: number[];
   /** How long close() waits for messages in flight before handing them back to the broker. */
@@ -93,7 +96,7 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
       connection = new RabbitConnection(url, log.child({ component: "consumer" }), async (link) => {
         const { channel } = link;
         await declareTopology(channel, options.retryDelays);
-        await channel.prefetch(options.concurrency);
+        await channel.prefetch(options.concurrency * 2);
         const { consumerTag } = await channel.consume(
           QUEUE,
           (msg) => {
