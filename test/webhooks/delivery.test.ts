@@ -327,13 +327,18 @@ describe("rotation and addresses", () => {
   });
 });
 
-test("a backlog is sent as fast as the slots free up, not a slotful per poll interval", async () => {
+/** A receiver subscribed to every event, and `count` events at once, as a burst of creates makes them. */
+async function burst(count: number) {
   const r = receiver();
   await endpoint(r.url);
-  // 300 events at once, as a burst of creates makes them.
   await run(sql`
     INSERT INTO payouts (id, amount, currency, recipient_details)
-    SELECT gen_random_uuid(), 1, 'EUR', 'DE89 3704' FROM generate_series(1, 300)`);
+    SELECT gen_random_uuid(), 1, 'EUR', 'DE89 3704' FROM generate_series(1, ${count})`);
+  return r;
+}
+
+test("a backlog is sent as fast as the slots free up, not a slotful per poll interval", async () => {
+  const r = await burst(300);
   // 8 slots and a poll every 10 s: waiting out the interval with the slots empty would take minutes.
   const { attempts } = deliver({ concurrency: 8, pollIntervalMs: 10_000 });
   await eventually(async () => attempts().length === 300, 15_000);
@@ -346,11 +351,7 @@ test("a backlog is sent as fast as the slots free up, not a slotful per poll int
 }, 30_000);
 
 test("while payouts are in flight, deliveries yield: at most WEBHOOK_BUSY_RATE a second; then full speed again", async () => {
-  const r = receiver();
-  await endpoint(r.url);
-  await run(sql`
-    INSERT INTO payouts (id, amount, currency, recipient_details)
-    SELECT gen_random_uuid(), 1, 'EUR', 'DE89 3704' FROM generate_series(1, 200)`);
+  const r = await burst(200);
   let payoutsInFlight = 5;
   const { attempts } = deliver(
     { concurrency: 32, pollIntervalMs: 10_000, busyRate: 20 },
