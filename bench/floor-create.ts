@@ -36,7 +36,7 @@ const insert = batched(
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id) as Row);
   },
-  { maxSize: 200, maxInFlight: 4 },
+  { maxSize: 200, maxInFlight: 2 },
 );
 
 const publish = (id: string) =>

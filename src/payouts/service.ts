@@ -227,7 +227,7 @@ export function payoutService(
       }
       return batch.map((p) => byId.get(p.id));
     },
-    { maxSize: 200, maxInFlight: 4 },
+    { maxSize: 200, maxInFlight: 2 },
   );
 
   const createOne = (input: CreatePayoutInput): Promise<Payout> => {
