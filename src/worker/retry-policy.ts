@@ -38,11 +38,12 @@ export const nearestDelay = (delays: number[], wanted: number): number =>
 
 /**
  * How long a PROCESSING payout may go without a claim or a publish before the relay counts its
- * message as lost: longer than a gateway call plus the longest retry wait, so a live holder is
- * never taken over.
+ * message as lost: longer than a wait for a call slot and a gateway call (each at most
+ * TASK_TIME_LIMIT_MS: a claimed payout waits for one of the calls ahead of it to end) plus the
+ * longest retry wait, so a live holder is never taken over.
  */
 export const stuckAfterMs = (policy: RetryPolicy) =>
-  policy.taskTimeLimitMs + Math.max(0, ...retryDelays(policy)) + 60_000;
+  2 * policy.taskTimeLimitMs + Math.max(0, ...retryDelays(policy)) + 60_000;
 
 /** The delay before the attempt after `attempt`, or undefined when that was the last one. */
 export const nextAttemptAfterMs = (policy: RetryPolicy, attempt: number): number | undefined =>
