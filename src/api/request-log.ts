@@ -35,7 +35,8 @@ export const payoutIdParam = (params: Record<string, string | undefined> | undef
 // a WeakMap: a weak entry per request is work for every garbage collection.
 const LOGGED = Symbol("request log");
 type Logged = { started: number; payoutId?: string };
-const logged = (request: Request) => (request as Request & { [LOGGED]?: Logged })[LOGGED];
+type LoggedRequest = Request & { [LOGGED]?: Logged };
+const logged = (request: Request) => (request as LoggedRequest)[LOGGED];
 
 /** Names the payout a request is about, for its log line. */
 export function aboutPayout(request: Request, payoutId: string): void {
@@ -52,7 +53,7 @@ export function aboutPayout(request: Request, payoutId: string): void {
 export function requestLog(log: Logger) {
   return new Elysia()
     .onRequest(({ request, set }) => {
-      (request as Request & { [LOGGED]?: Logged })[LOGGED] = { started: performance.now() };
+      (request as LoggedRequest)[LOGGED] = { started: performance.now() };
       set.headers[REQUEST_ID_HEADER] = requestId(request.headers);
     })
     .onAfterResponse({ as: "global" }, ({ request, route, params, set, responseValue }) => {

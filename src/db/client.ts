@@ -61,12 +61,10 @@ export function connectPostgres(url: string, poolSize: number, applicationName: 
  * texts are constants with parameters, so each connection holds a bounded set of them.
  */
 function preparingEveryStatement(client: postgres.Sql): postgres.Sql {
+  const unsafe = (query: string, params?: postgres.ParameterOrJSON<never>[], options?: postgres.UnsafeQueryOptions) =>
+    client.unsafe(query, params, { ...options, prepare: true });
   return new Proxy(client, {
-    get(target, key, receiver) {
-      if (key !== "unsafe") return Reflect.get(target, key, receiver);
-      return (query: string, params?: postgres.ParameterOrJSON<never>[], options?: postgres.UnsafeQueryOptions) =>
-        target.unsafe(query, params, { ...options, prepare: true });
-    },
+    get: (target, key, receiver) => (key === "unsafe" ? unsafe : Reflect.get(target, key, receiver)),
   });
 }
 

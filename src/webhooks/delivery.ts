@@ -202,14 +202,14 @@ export function startDeliveries(
    * ends the run. Returns what the delivery became, or "superseded" when nothing was written.
    */
   const finish = async (claimed: Claimed, result: Outcome) => {
-    const same = sql`id = ${claimed.delivery_id} AND attempts = ${claimed.attempt} AND status = 'pending'`;
-    // Whether the outcome was written: not when the delivery was taken over, retried or deleted meanwhile.
-    const written = async (statement: SQL) => (resultRows<{ n: number }>(await db.execute(statement))[0]?.n ?? 0) > 0;
-    let delivery: "succeeded" | "pending" | "failed";
-    let statement: SQL;
     if (result.outcome === "success") {
       return (await succeed({ claimed, status: result.status })) ? "succeeded" : "superseded";
     }
+    const same = sql`id = ${claimed.delivery_id} AND attempts = ${claimed.attempt} AND status = 'pending'`;
+    // Whether the outcome was written: not when the delivery was taken over, retried or deleted meanwhile.
+    const written = async (statement: SQL) => (resultRows<{ n: number }>(await db.execute(statement))[0]?.n ?? 0) > 0;
+    let delivery: "pending" | "failed";
+    let statement: SQL;
     if (claimed.attempt < options.maxAttempts) {
       delivery = "pending";
       const delayMs = retryDelayMs(options.retryBaseDelayMs, claimed.attempt, MAX_RETRY_DELAY_MS);
