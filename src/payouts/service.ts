@@ -37,6 +37,24 @@ export function toPayout(row: PayoutRow): Payout {
   };
 }
 
+/**
+ * A payout just inserted, as the API shows it: what the create sent (validated and canonical,
+ * stored as it is) and the insert's timestamp. Only the insert's timestamp comes back from the
+ * database, so no stored column is decoded and mapped back per row.
+ */
+const createdPayout = (input: CreatePayoutInput & { id: string }, createdAt: string): Payout => ({
+  id: input.id,
+  amount: input.amount,
+  currency: input.currency,
+  recipient_details: input.recipient_details,
+  comment: input.comment,
+  status: "NEW",
+  failure_reason: null,
+  created_at: createdAt,
+  updated_at: createdAt,
+  processed_at: null,
+});
+
 export type CreateResult = { payout: Payout; replayed: false } | { status: number; body: unknown; replayed: true };
 
 /**
@@ -65,6 +83,9 @@ const newPayout = (input: CreatePayoutInput, clock: Clock): NewPayout => ({
   id: Bun.randomUUIDv7(),
   deadline: new Date(clock.now() + CREATE_DEADLINE_MS),
 });
+
+/** When a create whose answer was lost is looked up: its deadline, and the commit's flush after it. */
+const settleTime = (payout: NewPayout) => payout.deadline.getTime() + SETTLE_MS;
 
 const notStored = () =>
   new NothingStoredError("the database did not store the payout before its deadline; nothing was created");
@@ -148,9 +169,10 @@ export function payoutService(
 ) {
   /**
    * Refuses at once while the database is known to be out of reach, and answers within `ms`
-   * otherwise: no request waits on a dead connection.
+   * otherwise: no request waits on a dead connection. With `ms` null the work bounds its own
+   * wait (a batch of creates: one timer for the batch's statement, not one per request).
    */
-  const guarded = async <T>(work: () => Promise<T>, ms = ANSWER_WITHIN_MS): Promise<T> => {
+  const guarded = async <T>(work: () => Promise<T>, ms: number | null = ANSWER_WITHIN_MS): Promise<T> => {
     if (!availability.available) throw new NothingStoredError("the database cannot be reached");
     // A statement chosen as a deadlock's victim was rolled back whole: running it again is safe.
     const once = async (tries: number): Promise<T> => {
@@ -162,7 +184,7 @@ export function payoutService(
       }
     };
     try {
-      return await beforeDeadline(once(2), ms);
+      return await (ms === null ? once(2) : beforeDeadline(once(2), ms));
     } catch (error) {
       // A failed connection says more than a slow answer: the probe decides when it is back.
       if (isDatabaseUnavailable(error) && !(error instanceof DatabaseUnavailableError)) availability.lost();
@@ -174,12 +196,18 @@ export function payoutService(
    * Runs a create's write and, when its answer is lost (a dropped or silent connection), settles
    * what happened by the payout's id once its deadline has passed: `found` when the row is there,
    * 503 when it is not (it never will be), and CreateOutcomeUnknownError only when the database
-   * cannot even be asked.
+   * cannot even be asked. A `write` that is `timed` itself answers by the payout's settle time
+   * (settleAt) or fails with DatabaseUnavailableError; any other is given a timer of its own.
    */
-  const settled = async <T>(payout: NewPayout, write: () => Promise<T>, found: (row: PayoutRow) => T): Promise<T> => {
-    const settleAt = payout.deadline.getTime() + SETTLE_MS;
+  const settled = async <T>(
+    payout: NewPayout,
+    write: () => Promise<T>,
+    found: (row: PayoutRow) => T,
+    timed = false,
+  ): Promise<T> => {
+    const settleAt = settleTime(payout);
     try {
-      return await guarded(write, settleAt - clock.now());
+      return await guarded(write, timed ? null : settleAt - clock.now());
     } catch (error) {
       if (!isDatabaseUnavailable(error) || neverReachedDatabase(error)) throw error;
     }
@@ -212,21 +240,33 @@ export function payoutService(
           WHERE clock_timestamp() < t.deadline`,
     )
     .onConflictDoNothing({ target: payouts.id })
-    .returning()
+    .returning({ id: payouts.id, createdAt: payouts.createdAt })
     .prepare("insert_payouts");
 
-  /** One row per input: the payout, or undefined when its deadline passed before the statement ran. */
-  const insertBatch = batched(
-    async (batch: NewPayout[]) => {
-      const rows = await insertMany.execute({ rows: JSON.stringify(batch.map(createRecord)) });
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      const missing = batch.filter((p) => !byId.has(p.id)).map((p) => p.id);
-      // Rows a lost commit already wrote; the rest were past their deadline.
-      if (missing.length > 0) {
-        for (const row of await db.select().from(payouts).where(inArray(payouts.id, missing))) byId.set(row.id, row);
+  const writeBatch = async (batch: NewPayout[]): Promise<(Payout | undefined)[]> => {
+    const rows = await insertMany.execute({ rows: JSON.stringify(batch.map(createRecord)) });
+    const insertedAt = new Map(rows.map((row) => [row.id, row.createdAt.toISOString()]));
+    const missing = batch.filter((p) => !insertedAt.has(p.id)).map((p) => p.id);
+    // Rows a lost commit already wrote; the rest were past their deadline.
+    const written = new Map<string, Payout>();
+    if (missing.length > 0) {
+      for (const row of await db.select().from(payouts).where(inArray(payouts.id, missing))) {
+        written.set(row.id, toPayout(row));
       }
-      return batch.map((p) => byId.get(p.id));
-    },
+    }
+    return batch.map((p) => {
+      const createdAt = insertedAt.get(p.id);
+      return createdAt ? createdPayout(p, createdAt) : written.get(p.id);
+    });
+  };
+
+  /**
+   * One payout per input, or undefined when its deadline passed before the statement ran. The
+   * batch answers by the earliest settle time among its creates, or fails as unavailable: one
+   * timer for all of them.
+   */
+  const insertBatch = batched(
+    (batch: NewPayout[]) => beforeDeadline(writeBatch(batch), Math.min(...batch.map(settleTime)) - clock.now()),
     { maxSize: 200, maxInFlight: 2 },
   );
 
@@ -235,11 +275,12 @@ export function payoutService(
     return settled(
       payout,
       async () => {
-        const row = await insertBatch(payout);
-        if (!row) throw notStored();
-        return toPayout(row);
+        const created = await insertBatch(payout);
+        if (!created) throw notStored();
+        return created;
       },
       toPayout,
+      true,
     );
   };
 
@@ -255,18 +296,7 @@ export function payoutService(
     const print = fingerprint(input);
     const payout = newPayout(input, clock);
     const createdAt = new Date(clock.now()).toISOString();
-    const response: Payout = {
-      id: payout.id,
-      amount: input.amount,
-      currency: input.currency,
-      recipient_details: input.recipient_details,
-      comment: input.comment,
-      status: "NEW",
-      failure_reason: null,
-      created_at: createdAt,
-      updated_at: createdAt,
-      processed_at: null,
-    };
+    const response = createdPayout(payout, createdAt);
     const created: CreateResult = { payout: response, replayed: false };
     const stored = await settled<CreateResult | undefined>(
       payout,
