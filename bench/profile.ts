@@ -22,6 +22,7 @@ import {
   seconds,
   spawnChild,
   stop,
+  subscribe,
   waitReady,
 } from "./lib";
 
@@ -132,6 +133,8 @@ async function profiled(
 
 try {
   await reset(env);
+  // As in `bun run bench`: one endpoint subscribed to every event, so each create records its delivery.
+  await subscribe(env, "http://127.0.0.1:9/webhooks");
   await profiled("create", "api", {}, async (port) => {
     await waitReady(`http://127.0.0.1:${port}/health/ready`);
     const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, seconds);
