@@ -12,7 +12,7 @@ import { type WebhookSettings, webhookService } from "../webhooks/service";
 import { docs, type HealthReady, openapiDocs, swaggerHtml } from "./openapi";
 import { payoutRoutes } from "./payouts";
 import { HttpProblem, problemResponse, toProblem } from "./problem";
-import { pathOf, payoutIdParam, REQUEST_ID_HEADER, requestLog } from "./request-log";
+import { pathOf, payoutIdParam, requestIdOf, requestLog } from "./request-log";
 
 export type ApiDeps = {
   database: Database;
@@ -87,18 +87,21 @@ export function createApp({
   // The Host header plays no part in routing: Elysia's default finds the path after at least four
   // characters of host name, so `Host: api` (a Kubernetes Service named api) routed nowhere. The
   // path is found after "http://" instead: the server speaks plain HTTP, TLS ends before it.
+  const requests = requestLog(log);
   const app = new Elysia({ handler: { standardHostname: false } })
-    .use(requestLog(log))
-    .onRequest(({ request }) => {
+    .use(requests.plugin)
+    .onRequest(({ request, set }) => {
       // Bun leaves the URL relative when the Host header is empty or not a host name (RFC 9112:
       // a request with an invalid Host is a 400).
       if (!request.url.startsWith("http://")) {
-        return problemResponse({
+        const response = problemResponse({
           status: 400,
           code: "invalid_host",
           title: "Bad request",
           detail: "the Host header must name a host",
         });
+        requests.answered(request, "", undefined, response, set);
+        return response;
       }
     })
     .onError(({ code, error, request, route, params, set }) => {
@@ -115,7 +118,7 @@ export function createApp({
           });
         }
         return toProblem(error, log, {
-          request_id: set.headers[REQUEST_ID_HEADER],
+          request_id: requestIdOf(request),
           method: request.method,
           route,
           path: pathOf(request.url),
@@ -123,8 +126,7 @@ export function createApp({
         });
       };
       const response = problem();
-      // Elysia does not record a Response returned here: the request log reads its status from set.
-      set.status = response.status;
+      requests.answered(request, route, params, response, set);
       return response;
     })
     .use(openapiDocs)
