@@ -81,6 +81,21 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   return body;
 }
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+
+/** Whether the quote at `at` is escaped: preceded by an odd number of backslashes. */
+function escaped(text: string, at: number): boolean {
+  let backslashes = 0;
+  while (text.charCodeAt(at - 1 - backslashes) === BACKSLASH) backslashes++;
+  return backslashes % 2 === 1;
+}
+
 /**
  * The first key that appears twice in one object of a JSON text, which JSON.parse has accepted.
  * Keys are compared decoded, so "a" and "\u0061" are the same key.
@@ -89,10 +104,10 @@ function repeatedKey(text: string): string | undefined {
   const open: (Set<string> | undefined)[] = []; // one per open bracket: an object's keys, or undefined for an array
   let keyNext = false;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let end = i + 1;
-      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      let end = text.indexOf('"', i + 1);
+      while (escaped(text, end)) end = text.indexOf('"', end + 1);
       const keys = open.at(-1);
       if (keyNext && keys) {
         const raw = text.slice(i + 1, end);
@@ -102,15 +117,15 @@ function repeatedKey(text: string): string | undefined {
       }
       keyNext = false;
       i = end;
-    } else if (c === "{") {
+    } else if (c === OPEN_OBJECT) {
       open.push(new Set());
       keyNext = true;
-    } else if (c === "[") {
+    } else if (c === OPEN_ARRAY) {
       open.push(undefined);
-    } else if (c === "}" || c === "]") {
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       open.pop();
       keyNext = false;
-    } else if (c === ",") {
+    } else if (c === COMMA) {
       keyNext = open.at(-1) !== undefined;
     }
   }

@@ -150,6 +150,13 @@ describe("repeated JSON keys", () => {
     expect(response.body.detail).toBe('the body is ambiguous: the key "k" appears twice');
   });
 
+  test("a string ending in an escaped backslash does not hide the repeated key after it", async () => {
+    const json = `{"recipient_details":"x\\\\","amount":"1.00","currency":"RUB","amount":"2.00"}`;
+    const response = await api.request("POST", "/api/payouts/", json);
+    expect(response.status).toBe(400);
+    expect(response.body.detail).toBe('the body is ambiguous: the key "amount" appears twice');
+  });
+
   test("equal keys in different objects, and strings that look like keys, are not repeats", async () => {
     const json = `{"amount":"1.00","currency":"RUB","recipient_details":"a \\"b\\": {\\"c\\",","comment":"amount"}`;
     const response = await api.request("POST", "/api/payouts/", json);
