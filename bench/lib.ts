@@ -255,7 +255,14 @@ export function keepAnalyzed(env: BenchEnvironment) {
       SELECT format('%I', s.relname) AS name
       FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
       WHERE s.n_mod_since_analyze > 50 + 0.01 * greatest(c.reltuples, 0)`;
-    if (tables.length > 0) await env.sql.unsafe(`ANALYZE ${tables.map((t) => t.name).join(", ")}`);
+    if (tables.length === 0) return;
+    const started = performance.now();
+    await env.sql.unsafe(`ANALYZE ${tables.map((t) => t.name).join(", ")}`);
+    if (process.env.BENCH_LOG_ANALYZE === "1") {
+      console.error(
+        `[analyze ${stamp().slice(11, 16)}] ${tables.map((t) => t.name).join(", ")}: ${Math.round(performance.now() - started)} ms`,
+      );
+    }
   };
   let running = analyzeChanged();
   const timer = setInterval(() => {
