@@ -141,7 +141,8 @@ async function fill(t: Target, total: number) {
   // recorded the gaps of all 900,000 pages at once, and the service's created events, shorter
   // than most, then went one per old page across the 7 GB table (a page read, dirtied and
   // written, and a full-page WAL image, per create: 0.79-0.83x of the small table's create rate,
-  // 2026-12-02). A table that grew under autovacuum has gaps only in its last pages.
+  // 2026-12-02). With a vacuum per chunk the older chunks' gaps are partly used by the next
+  // chunks' rows; what remains still costs the first create run (bench/RESULTS.md).
   for (let from = 1; from <= total; from += CHUNK) {
     const to = Math.min(total, from + CHUNK - 1);
     await preload(t, from, to, total, events);
