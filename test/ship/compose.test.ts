@@ -1,7 +1,9 @@
-// The shape of compose.yaml and the Dockerfile. No Docker engine runs the tests, so these read the
-// files and check what `docker compose up --scale worker=3` and the image rely on.
-import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+// The shape of compose.yaml and the Dockerfile: the files read, and checked for what
+// `docker compose up --scale worker=3` and the image rely on. Where a Docker engine with Compose v2
+// runs (this machine's CI: ../shared/containers/setup.sh), the last block runs the stack for real.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { loadConfig } from "../../src/config";
 
@@ -10,6 +12,15 @@ const read = (name: string) => readFileSync(join(root, name), "utf8");
 
 type Service = {
   image?: string;
+  restart?: string;
+  read_only?: boolean;
+  tmpfs?: string[];
+  cap_drop?: string[];
+  cap_add?: string[];
+  security_opt?: string[];
+  env_file?: { path: string; required: boolean }[];
+  logging?: { driver: string; options: Record<string, string> };
+  deploy?: { resources?: { limits?: { cpus?: string; memory?: string } } };
   build?: unknown;
   pull_policy?: string;
   hostname?: string;
@@ -62,7 +73,60 @@ describe("compose.yaml", () => {
 
   test("PostgreSQL and RabbitMQ have healthchecks the others wait for", () => {
     expect(service("postgres").healthcheck?.test).toContain("pg_isready");
-    expect(service("rabbitmq").healthcheck?.test).toEqual(expect.arrayContaining(["rabbitmq-diagnostics", "ping"]));
+    // Healthy only once the AMQP listener accepts connections: `ping` passes while the node boots.
+    expect(service("rabbitmq").healthcheck?.test).toEqual([
+      "CMD",
+      "rabbitmq-diagnostics",
+      "-q",
+      "check_port_connectivity",
+    ]);
+  });
+
+  test("every long-running service restarts with the Docker daemon; migrate is a one-shot", () => {
+    for (const name of ["postgres", "rabbitmq", "api", "worker"]) {
+      expect({ name, restart: service(name).restart }).toEqual({ name, restart: "unless-stopped" });
+    }
+    expect(service("migrate").restart).toBe("no");
+  });
+
+  test("every container's log is rotated and its memory and CPUs are limited", () => {
+    for (const name of Object.keys(services)) {
+      expect({ name, logging: service(name).logging }).toEqual({
+        name,
+        logging: { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } },
+      });
+      const limits = service(name).deploy?.resources?.limits ?? {};
+      expect({ name, cpus: Number(limits.cpus) > 0, memory: /^\d+[mg]$/.test(limits.memory ?? "") }).toEqual({
+        name,
+        cpus: true,
+        memory: true,
+      });
+    }
+  });
+
+  test("the program's containers are read-only, with no capability and no privilege to gain", () => {
+    for (const role of ["migrate", "api", "worker"]) {
+      expect(service(role)).toMatchObject({
+        read_only: true,
+        cap_drop: ["ALL"],
+        security_opt: ["no-new-privileges:true"],
+      });
+      expect(service(role).cap_add).toBeUndefined();
+      expect(service(role).tmpfs).toBeUndefined();
+    }
+    // PostgreSQL and RabbitMQ start as root only to hand their data to their own user: those
+    // capabilities alone. PostgreSQL writes nowhere but its volume and two tmpfs.
+    for (const name of ["postgres", "rabbitmq"]) {
+      expect(service(name)).toMatchObject({ cap_drop: ["ALL"], security_opt: ["no-new-privileges:true"] });
+      expect(service(name).cap_add?.sort()).toEqual(["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]);
+    }
+    expect(service("postgres")).toMatchObject({ read_only: true, tmpfs: ["/var/run/postgresql", "/tmp"] });
+  });
+
+  test("the program's containers read the project's .env when there is one; the URLs stay compose's", () => {
+    for (const role of ["migrate", "api", "worker"]) {
+      expect(service(role).env_file).toEqual([{ path: ".env", required: false }]);
+    }
   });
 
   test("migrate, api and worker are the one image, built once under the README's tag, each started in its role", () => {
@@ -71,6 +135,8 @@ describe("compose.yaml", () => {
     // One service builds it; the others run that image and never pull or build one of their own.
     expect(Object.keys(services).filter((name) => service(name).build !== undefined)).toEqual(["migrate"]);
     expect(service("migrate").build).toBe(".");
+    // payouts:local is in no registry: built, never pulled (the default would try a pull first).
+    expect(service("migrate").pull_policy).toBe("build");
     for (const role of ["api", "worker"]) expect(service(role).pull_policy).toBe("never");
     for (const role of ["migrate", "api", "worker"]) {
       expect(service(role).image).toBe(service("api").image as string);
@@ -170,6 +236,15 @@ describe("Dockerfile", () => {
       { from: "--from=build", source: "/src/dist/payouts", target: "/app/payouts" },
       { from: "--from=build", source: "/src/dist/drizzle", target: "/app/drizzle" },
     ]);
+  });
+
+  test("/app is root's: COPY makes it before WORKDIR could (BuildKit's WORKDIR makes it the USER's)", () => {
+    const instructions = runtime?.instructions ?? [];
+    const firstCopy = instructions.findIndex((i) => i.op === "COPY");
+    const workdir = instructions.findIndex((i) => i.op === "WORKDIR");
+    expect(firstCopy).toBeGreaterThanOrEqual(0);
+    expect(workdir).toBeGreaterThan(firstCopy);
+    expect(ops(runtime, "COPY").every((args) => !args.includes("--chown") && !args.includes("--chmod"))).toBe(true);
   });
 
   test("runs as a non-root user, the binary as entrypoint, the api role by default", () => {
