@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { loadConfig } from "../../src/config";
+import { createAndAwaitCompleted, eventually } from "../helpers";
 
 const root = join(import.meta.dir, "..", "..");
 const read = (name: string) => readFileSync(join(root, name), "utf8");
@@ -292,4 +293,104 @@ describe("Dockerfile", () => {
       "tsconfig.json",
     ]);
   });
+});
+
+/** Why this machine cannot run the stack, or undefined when a Docker engine with Compose v2 answers. */
+function engineRefusal(): string | undefined {
+  const run = (args: string[]) => {
+    try {
+      return Bun.spawnSync(["docker", ...args], { stdout: "pipe", stderr: "pipe", timeout: 20_000 });
+    } catch {
+      return undefined;
+    }
+  };
+  if (run(["info", "--format", "{{.ServerVersion}}"])?.exitCode !== 0)
+    return "no Docker engine answers (`docker info`)";
+  if (run(["compose", "version"])?.exitCode !== 0) return "no Compose v2 (`docker compose version`)";
+  return undefined;
+}
+const noEngine = engineRefusal();
+if (noEngine) console.warn(`SKIPPED the real-engine block of test/ship/compose.test.ts: ${noEngine}`);
+
+describe.skipIf(noEngine !== undefined)("compose.yaml on the Docker engine", () => {
+  // A project of its own, its api on a port the engine picks: it runs beside any other stack.
+  const project = `payouts-test-${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), "payouts-compose-"));
+  const override = join(dir, "override.yaml");
+  // The worker on METRICS_PORT=0: `up --wait` then needs its HEALTHCHECK to find the port.
+  writeFileSync(
+    override,
+    `services:\n  api:\n    ports: !override ["127.0.0.1::8000"]\n  worker:\n    environment:\n      METRICS_PORT: "0"\n`,
+  );
+  /** `docker compose` on the project, with no variable of this test's environment (DATABASE_URL...). */
+  const compose = (args: string[], timeoutMs = 60_000) => {
+    const result = Bun.spawnSync(
+      ["docker", "compose", "-p", project, "-f", join(root, "compose.yaml"), "-f", override, ...args],
+      {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
+        stdout: "pipe",
+        stderr: "pipe",
+        timeout: timeoutMs,
+      },
+    );
+    return { exitCode: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+  };
+  const containerId = (name: string) => compose(["ps", "-q", name]).stdout.trim();
+  const inspect = (name: string) =>
+    JSON.parse(Bun.spawnSync(["docker", "inspect", containerId(name)], { stdout: "pipe" }).stdout.toString())[0];
+  let api = "";
+
+  beforeAll(() => {
+    // Built from the cache in seconds; the first build on a machine takes a few minutes.
+    const up = compose(["up", "-d", "--build", "--wait", "--wait-timeout", "240"], 300_000);
+    if (up.exitCode !== 0) throw new Error(`docker compose up failed: ${up.stderr}`);
+    api = `http://${compose(["port", "api", "8000"]).stdout.trim()}`;
+  }, 310_000);
+
+  afterAll(() => {
+    compose(["down", "-v", "--timeout", "10"], 120_000);
+    rmSync(dir, { recursive: true, force: true });
+  }, 130_000);
+
+  test("`docker compose config` validates the file", () => {
+    const config = compose(["config", "-q"]);
+    expect({ exitCode: config.exitCode, stderr: config.stderr }).toEqual({ exitCode: 0, stderr: "" });
+  });
+
+  test("every service is up and healthy, with the compose file's restart policy, logging and hardening", () => {
+    for (const name of ["postgres", "rabbitmq", "api", "worker"]) {
+      const { State, HostConfig } = inspect(name);
+      expect({ name, health: State.Health?.Status, restart: HostConfig.RestartPolicy.Name }).toEqual({
+        name,
+        health: "healthy",
+        restart: "unless-stopped",
+      });
+      expect(HostConfig.LogConfig).toEqual({ Type: "json-file", Config: { "max-file": "3", "max-size": "10m" } });
+      expect(HostConfig.CapDrop).toEqual(["ALL"]);
+      expect(HostConfig.SecurityOpt).toEqual(["no-new-privileges:true"]);
+      expect(HostConfig.Memory).toBeGreaterThan(0);
+    }
+    for (const name of ["postgres", "api", "worker"]) expect(inspect(name).HostConfig.ReadonlyRootfs).toBe(true);
+    expect(inspect("worker").Config.Env).toContain("METRICS_PORT=0");
+  });
+
+  test("a payout created through the api is COMPLETED; after PostgreSQL and RabbitMQ die, both come back and the next one is too", async () => {
+    const body = { amount: "10.00", currency: "EUR", recipient_details: "compose" };
+    expect(await createAndAwaitCompleted(api, body, 30_000)).toMatchObject({ status: "COMPLETED" });
+    // Killed from the host, as a crash does (a `docker kill` or `stop` counts as meant and is not restarted).
+    const started = (name: string) => inspect(name).State.StartedAt as string;
+    const before = { postgres: started("postgres"), rabbitmq: started("rabbitmq") };
+    for (const name of ["postgres", "rabbitmq"] as const) process.kill(inspect(name).State.Pid, "SIGKILL");
+    for (const name of ["postgres", "rabbitmq"] as const) {
+      await eventually(
+        async () => started(name) !== before[name] && inspect(name).State.Health?.Status === "healthy",
+        120_000,
+        1000,
+      );
+    }
+    expect(await createAndAwaitCompleted(api, { ...body, amount: "10.01" }, 60_000)).toMatchObject({
+      status: "COMPLETED",
+    });
+  }, 240_000);
 });
