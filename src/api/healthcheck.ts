@@ -60,7 +60,8 @@ export function listeningPorts(pids: number[]): number[] {
         const fields = line.trim().split(/\s+/);
         const [local, state, inode] = [fields[1], fields[3], fields[9]];
         // 0A: LISTEN
-        if (state === "0A" && local && inode && inodes.has(inode)) ports.add(Number.parseInt(local.split(":")[1] ?? "", 16));
+        if (state === "0A" && local && inode && inodes.has(inode))
+          ports.add(Number.parseInt(local.split(":")[1] ?? "", 16));
       }
     }
   }
