@@ -16,9 +16,12 @@ RUN bun run build
 
 # glibc and CA certificates, no shell, no package manager; the binary needs nothing else.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+# /app and everything in it belong to root, so the runtime user cannot replace the binary even
+# where the root filesystem is writable: COPY creates them as root, whereas a WORKDIR that creates
+# /app makes it the current USER's under BuildKit (the base image's, 65532).
+COPY --from=build /src/dist/payouts /app/payouts
+COPY --from=build /src/dist/drizzle /app/drizzle
 WORKDIR /app
-COPY --from=build /src/dist/payouts ./payouts
-COPY --from=build /src/dist/drizzle ./drizzle
 # distroless's "nonroot" user, by number so that Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
 # As `bun run start` does: size JavaScriptCore's heap as for a 128 MiB machine, so that the GC runs

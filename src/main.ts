@@ -2,6 +2,7 @@
 import "./lifecycle";
 import { createApp } from "./api/app";
 import { containerArgs, roleIsHealthy } from "./api/healthcheck";
+import { pathOf } from "./api/request-log";
 import { compiledBinary } from "./binary";
 import { type Config, ConfigError, loadConfig, ROLES, type Role } from "./config";
 import { connectPostgres, type Database, openPglite } from "./db/client";
@@ -41,8 +42,16 @@ function requireUrls(config: Config, role: Role, names: ("DATABASE_URL" | "AMQP_
   }
 }
 
+/**
+ * How long a stopping api keeps its listener and answers with `Connection: close` before it closes
+ * what is left: long enough for a client on a kept-alive connection that is sending request after
+ * request to get one such answer, and so not to send on a connection the server is closing.
+ */
+const DRAIN_MS = 500;
+
 function serveApi(config: Config, database: Database, publisher: Publisher, log: Logger) {
   const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
+  let draining = false;
   const app = createApp({
     database,
     clock,
@@ -52,15 +61,26 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
     webhooks: webhookSettings(config),
   });
+  // While stopping, every answer closes its connection: the client opens a new one (to another
+  // replica) for its next request instead of sending it on one that is about to be closed.
+  app.onRequest(({ set }) => {
+    if (draining) set.headers.connection = "close";
+  });
   app.listen({ hostname: config.host, port: config.port });
   outbox.start();
   log.info("api listening", { host: config.host, port: app.server?.port });
   return {
     outbox,
     async stop() {
-      // Bun's graceful server.stop(): no new connections, idle keep-alive ones closed, and it
-      // resolves once every request in flight has its response (test/ops/shutdown.test.ts).
-      // Requests are bounded by the database's statement timeout, so this cannot hang.
+      // Bun's graceful server.stop() closes the listener and every connection with no request in
+      // flight at once: a kept-alive connection between two requests counts as idle, so a request
+      // its client was sending just then was reset (1 stop in 5 under load). Draining first with
+      // `Connection: close` leaves no busy client on a kept-alive connection when it comes.
+      draining = true;
+      await Bun.sleep(DRAIN_MS);
+      // Then it resolves once every request in flight has its response (test/ops/shutdown.test.ts);
+      // requests are bounded by the database's statement timeout, so this cannot hang. The
+      // database and the broker close only after it (see the roles below).
       await app.stop();
       await outbox.stop();
     },
@@ -81,17 +101,25 @@ const keyPurgeOptions = (config: Config) => ({
  * (another worker on this host has it) is logged, not fatal: payouts matter more than their
  * metrics, and the scrape target going down shows it.
  */
-function serveWorkerMetrics(config: Config, threads: WorkerThreads, log: Logger) {
+function serveWorkerMetrics(config: Config, threads: WorkerThreads, database: Database, log: Logger) {
   try {
     const server = Bun.serve({
       hostname: config.host,
       port: config.metricsPort,
       async fetch(request) {
-        const path = new URL(request.url).pathname;
+        // The URL is relative for a probe that sends no Host (HTTP/1.0).
+        const path = pathOf(request.url);
         if (/^\/health\/?$/.test(path)) {
           const running = threads.size === config.workerThreads;
+          // Liveness: the database's state is reported, never counted. During an outage the
+          // threads wait for it and resume on their own; a restart would not bring it back.
           return Response.json(
-            { status: running ? "ok" : "unavailable", threads: threads.size, expected: config.workerThreads },
+            {
+              status: running ? "ok" : "unavailable",
+              threads: threads.size,
+              expected: config.workerThreads,
+              database: database.availability.available ? "up" : "down",
+            },
             { status: running ? 200 : 503 },
           );
         }
@@ -166,7 +194,7 @@ async function main() {
       outbox.start();
       const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
       const threads = startWorkerThreads(config.workerThreads, log);
-      const metrics = serveWorkerMetrics(config, threads, log);
+      const metrics = serveWorkerMetrics(config, threads, database, log);
       // Webhooks on a pool of their own: a slow receiver never holds a payout's connection.
       const webhookDatabase = connectPostgres(config.databaseUrl as string, 4, "payouts-webhooks");
       const deliveries = startDeliveries(

@@ -103,3 +103,22 @@ export async function createAndAwaitCompleted(
     return payout.status === "COMPLETED" ? payout : undefined;
   }, timeoutMs);
 }
+
+/**
+ * Sends `request` (the raw bytes of one HTTP request: the version and headers exactly as a probe
+ * or a proxy writes them) over a TCP connection of its own and reads until the server closes it.
+ */
+export async function rawHttp(port: number, request: string) {
+  const chunks: Buffer[] = [];
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: { data: (_, data) => void chunks.push(Buffer.from(data)), close: () => resolve(), end: () => resolve() },
+  });
+  socket.write(request);
+  await promise;
+  const text = Buffer.concat(chunks).toString();
+  const [head = "", body = ""] = text.split("\r\n\r\n");
+  return { status: Number(head.split(" ")[1]), head, body };
+}

@@ -91,18 +91,25 @@ export function createApp({
   const app = new Elysia({ handler: { standardHostname: false } })
     .use(requests.plugin)
     .onRequest(({ request, set }) => {
-      // Bun leaves the URL relative when the Host header is empty or not a host name (RFC 9112:
-      // a request with an invalid Host is a 400).
-      if (!request.url.startsWith("http://")) {
-        const response = problemResponse({
-          status: 400,
-          code: "invalid_host",
-          title: "Bad request",
-          detail: "the Host header must name a host",
-        });
-        requests.answered(request, "", undefined, response, set);
-        return response;
+      if (request.url.startsWith("http://")) return;
+      // Bun leaves the URL relative when the Host header is absent, empty or not a host name.
+      // Absent is HTTP/1.0, which has no Host: HAProxy's default `httpchk` and other probes send
+      // `GET /health/live HTTP/1.0` and nothing else. The request is answered as if it had named
+      // this server (the host plays no part in routing), so that the handlers' `new URL(request.url)`
+      // holds; Bun does not tell the handler the version, so an HTTP/1.1 request without a Host
+      // is served the same way. Only the first hop sees this: the inner request is absolute.
+      if (!request.headers.has("host")) {
+        return handle(new Request(`http://localhost${request.url}`, request));
       }
+      // Present but empty or not a host name: RFC 9112's 400 for an invalid Host.
+      const response = problemResponse({
+        status: 400,
+        code: "invalid_host",
+        title: "Bad request",
+        detail: "the Host header must name a host",
+      });
+      requests.answered(request, "", undefined, response, set);
+      return response;
     })
     .onError(({ code, error, request, route, params, set }) => {
       const problem = () => {

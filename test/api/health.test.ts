@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { connectPostgres, type Database } from "../../src/db/client";
 import { migratePostgres } from "../../src/db/migrate";
-import { testApi, testDatabase } from "../helpers";
+import { rawHttp, testApi, testDatabase } from "../helpers";
 
 const database = testDatabase();
 afterAll(() => database.close());
@@ -14,6 +14,33 @@ test("live answers 200 while the process runs", async () => {
   const response = await testApi(database).request("GET", "/health/live");
   expect(response.status).toBe(200);
   expect(response.body).toEqual({ status: "ok" });
+});
+
+describe("a probe over HTTP/1.0 with no Host header (HAProxy's default httpchk) is answered", () => {
+  for (const path of ["/health/live", "/health/ready", "/api/payouts/?limit=1"]) {
+    test(`GET ${path} HTTP/1.0 answers 200`, async () => {
+      const server = testApi(database).app.listen({ hostname: "127.0.0.1", port: 0 });
+      try {
+        const response = await rawHttp(server.server?.port as number, `GET ${path} HTTP/1.0\r\n\r\n`);
+        expect({ path, status: response.status }).toEqual({ path, status: 200 });
+        expect(response.head).toMatch(/\r\nx-request-id: \S+\r\n/i);
+        if (path === "/health/live") expect(JSON.parse(response.body)).toEqual({ status: "ok" });
+      } finally {
+        await server.stop();
+      }
+    });
+  }
+
+  test("a Host header that is present but empty is still a 400", async () => {
+    const server = testApi(database).app.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const response = await rawHttp(server.server?.port as number, "GET /health/live HTTP/1.0\r\nHost:\r\n\r\n");
+      expect(response.status).toBe(400);
+      expect(JSON.parse(response.body).code).toBe("invalid_host");
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 test("ready answers 200 with the database up and the broker up", async () => {

@@ -2,7 +2,7 @@
 // after the commit, exactly once.
 import { afterAll, describe, expect, test } from "bun:test";
 import { countRows, createPayout, payoutRow, validBody } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { rawHttp, testApi, testDatabase } from "../helpers";
 
 const database = testDatabase();
 afterAll(() => database.close());
@@ -179,21 +179,9 @@ describe("405 and Allow, from the app's own routes", () => {
 });
 
 describe("the Host header plays no part in routing", () => {
-  /** Sends a raw HTTP/1.1 request with this Host line to a real server; returns status and body. */
-  async function rawRequest(port: number, host: string, path: string) {
-    const chunks: Buffer[] = [];
-    const { promise, resolve } = Promise.withResolvers<void>();
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: { data: (_, data) => void chunks.push(Buffer.from(data)), close: () => resolve(), end: () => resolve() },
-    });
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
-    await promise;
-    const text = Buffer.concat(chunks).toString();
-    const [head = "", body = ""] = text.split("\r\n\r\n");
-    return { status: Number(head.split(" ")[1]), head, body };
-  }
+  /** A raw HTTP/1.1 request with this Host line to a real server. */
+  const rawRequest = (port: number, host: string, path: string) =>
+    rawHttp(port, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
 
   for (const host of ["api", "api:80", "a", "127.0.0.1", "payouts.example.com:8443", "[::1]:8000"]) {
     test(`Host: ${host} reaches the routes`, async () => {

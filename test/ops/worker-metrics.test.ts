@@ -1,10 +1,10 @@
 // The worker role's own /metrics on METRICS_PORT: its threads' counts and in-flight payouts, summed;
 // and its /health there, which the image's healthcheck asks for this role.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { containerArgs, roleIsHealthy } from "../../src/api/healthcheck";
+import { containerArgs, listeningPorts, roleIsHealthy } from "../../src/api/healthcheck";
 import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
 import { retryDelays } from "../../src/worker/retry-policy";
-import { eventually, log, testApi, testDatabase } from "../helpers";
+import { eventually, log, rawHttp, testApi, testDatabase } from "../helpers";
 import { freePort, killSpawned, sample, spawnRole } from "./processes";
 
 const database = testDatabase();
@@ -98,11 +98,35 @@ test("the worker's metrics port answers 404 outside /metrics", async () => {
   expect(response.status).toBe(404);
 });
 
-test("the worker's /health is 200 while all WORKER_THREADS threads run", async () => {
+test("the worker's /health is 200 while all WORKER_THREADS threads run, and reports the database", async () => {
   const response = await fetch(metricsUrl.replace("/metrics", "/health"));
   expect(response.status).toBe(200);
-  expect(await response.json()).toEqual({ status: "ok", threads: 2, expected: 2 });
+  expect(await response.json()).toEqual({ status: "ok", threads: 2, expected: 2, database: "up" });
 });
+
+test("the worker's /health answers a probe over HTTP/1.0 with no Host header", async () => {
+  const response = await rawHttp(metricsPort, "GET /health HTTP/1.0\r\n\r\n");
+  expect(response.status).toBe(200);
+  expect(JSON.parse(response.body)).toMatchObject({ status: "ok" });
+});
+
+test("METRICS_PORT=0: --healthcheck finds the port the worker's process listens on", async () => {
+  const worker = spawnRole("worker", { METRICS_PORT: "0", WORKER_THREADS: "1" });
+  const config = { host: "0.0.0.0", port: await freePort(), metricsPort: 0 };
+  // The port the system picked, read from the process's sockets: its metrics server is its only listener.
+  const [port] = await eventually(async () => {
+    const ports = listeningPorts([worker.pid]);
+    return ports.length > 0 && ports;
+  }, 20_000);
+  expect(listeningPorts([worker.pid])).toEqual([port as number]);
+  expect(await eventually(() => roleIsHealthy("worker", config, { pids: () => [worker.pid] }), 20_000, 200)).toBe(true);
+  // This process listens on nothing: nothing to ask, so not healthy.
+  expect(listeningPorts([process.pid])).toEqual([]);
+  expect(await roleIsHealthy("worker", config, { pids: () => [process.pid] })).toBe(false);
+  worker.kill("SIGTERM");
+  expect(await worker.exited).toBe(0);
+  expect(await roleIsHealthy("worker", config, { pids: () => [worker.pid] })).toBe(false);
+}, 40_000);
 
 test("--healthcheck asks the worker's /health on METRICS_PORT, and the api's /health/ready on PORT", async () => {
   const config = { host: "0.0.0.0", port: await freePort(), metricsPort };

@@ -1,6 +1,8 @@
 // deploy/k8s as a user applies it (`kubectl apply -k deploy/k8s/base`, or the KEDA overlay), read
 // and checked against the program: each probe path answers in the program, each role and variable
-// is one it knows, the worker's grace outlasts a gateway call, no Secret value is real.
+// is one it knows, the worker's grace outlasts a gateway call, no Secret value is real, and the
+// base holds no Secret at all. Then rendered by `kubectl kustomize` (offline) and each rendered
+// object checked as the API server and the kubelet would need it.
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -30,6 +32,7 @@ const manifests = (dir: string): Manifest[] =>
   [...parsed].filter(([name]) => name.startsWith(`${dir}/`) && !name.endsWith("kustomization.yaml")).map(([, m]) => m);
 const base = manifests("base");
 const keda = manifests("keda");
+const example = manifests("overlays/example");
 const find = (kind: string, name: string, from = base): Manifest => {
   const found = from.find((m) => m.kind === kind && m.metadata?.name === name);
   if (!found) throw new Error(`no ${kind} ${name}`);
@@ -37,7 +40,7 @@ const find = (kind: string, name: string, from = base): Manifest => {
 };
 
 const configMap = find("ConfigMap", "payouts");
-const secret = find("Secret", "payouts");
+const secret = find("Secret", "payouts", example);
 const api = find("Deployment", "payouts-api");
 const worker = find("Deployment", "payouts-worker");
 const migrate = find("Job", "payouts-migrate");
@@ -60,7 +63,7 @@ KNOWN.add("BUN_JSC_useFTLJIT");
 
 describe("the Kustomize base and the KEDA overlay", () => {
   test("every manifest is listed in its kustomization, and every listed file exists", () => {
-    for (const dir of ["base", "keda"]) {
+    for (const dir of ["base", "keda", "overlays/example"]) {
       const kustomization = parsed.get(`${dir}/kustomization.yaml`);
       const listed = (kustomization.resources as string[]).filter((r) => !r.startsWith(".."));
       const present = [...parsed.keys()]
@@ -69,6 +72,12 @@ describe("the Kustomize base and the KEDA overlay", () => {
       expect(listed.sort()).toEqual(present.sort());
     }
     expect(parsed.get("keda/kustomization.yaml").resources).toContain("../base");
+    expect(parsed.get("overlays/example/kustomization.yaml").resources).toContain("../../base");
+  });
+
+  test("the base and the KEDA overlay hold no Secret: an apply never replaces the real one with placeholders", () => {
+    expect([...base, ...keda].filter((m) => m.kind === "Secret")).toEqual([]);
+    expect(example.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(["Secret/payouts"]);
   });
 
   test("the base holds what the README's Deployment section walks through", () => {
@@ -81,7 +90,6 @@ describe("the Kustomize base and the KEDA overlay", () => {
       "Job/payouts-migrate",
       "PodDisruptionBudget/payouts-api",
       "PodDisruptionBudget/payouts-worker",
-      "Secret/payouts",
       "Service/payouts-api",
     ]);
   });
@@ -231,5 +239,162 @@ describe("the Kustomize base and the KEDA overlay", () => {
       target: { kind: "Deployment", name: "payouts-worker" },
       patch: expect.stringContaining("path: /spec/replicas"),
     });
+  });
+});
+
+/** Why `kubectl kustomize` cannot run here, or undefined when it can. */
+function kubectlRefusal(): string | undefined {
+  try {
+    const probe = Bun.spawnSync(["kubectl", "version", "--client"], { stdout: "pipe", stderr: "pipe" });
+    return probe.exitCode === 0 ? undefined : `kubectl version --client failed: ${probe.stderr.toString().trim()}`;
+  } catch {
+    return "no kubectl on PATH";
+  }
+}
+const noKubectl = kubectlRefusal();
+if (noKubectl) console.warn(`SKIPPED the kubectl kustomize block of test/ship/k8s.test.ts: ${noKubectl}`);
+
+/** `kubectl kustomize <dir>`: what `kubectl apply -k` would send, rendered offline. */
+export function render(dir: string): Manifest[] {
+  const result = Bun.spawnSync(["kubectl", "kustomize", dir], { stdout: "pipe", stderr: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`kubectl kustomize ${dir}: ${result.stderr.toString()}`);
+  return result.stdout
+    .toString()
+    .split(/^---$/m)
+    .map((doc) => Bun.YAML.parse(doc))
+    .filter(Boolean);
+}
+
+/**
+ * The mistakes a rendered set must not hold, one line each: what the API server would refuse, what
+ * would leave a pod without a Secret or ConfigMap key it reads, what would run it unbounded, as
+ * root, writable, unprobed or on a floating image. `outOfBand` names the objects (`Kind/name`) that
+ * are created apart from the set: the Secret, which the base must not hold.
+ */
+export function problems(objects: Manifest[], outOfBand: string[] = []): string[] {
+  const found: string[] = [];
+  const named = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata?.name === name);
+  const keysOf = (o: Manifest) => new Set(Object.keys({ ...(o?.data ?? {}), ...(o?.stringData ?? {}) }));
+  for (const o of objects) {
+    const id = `${o.kind}/${o.metadata?.name}`;
+    if (typeof o.apiVersion !== "string" || typeof o.kind !== "string" || !o.metadata?.name) {
+      found.push(`${id}: apiVersion, kind and metadata.name are required`);
+    }
+    if (o.metadata?.labels?.["app.kubernetes.io/part-of"] !== "payouts") found.push(`${id}: no part-of label`);
+    const pod =
+      o.kind === "Deployment" ? o.spec?.template?.spec : o.kind === "Job" ? o.spec?.template?.spec : undefined;
+    if (!pod) continue;
+    const selector = o.spec.selector?.matchLabels ?? {};
+    for (const [k, v] of Object.entries(selector)) {
+      if (o.spec.template.metadata?.labels?.[k] !== v)
+        found.push(`${id}: selector ${k} does not match the pod's labels`);
+    }
+    if (pod.securityContext?.runAsNonRoot !== true) found.push(`${id}: runAsNonRoot is not true`);
+    for (const c of pod.containers ?? []) {
+      const at = `${id} container ${c.name}`;
+      if (!/^[^:@]+(:[\w][\w.-]*|@sha256:[0-9a-f]{64})$/.test(c.image ?? "") || /:latest$/.test(c.image)) {
+        found.push(`${at}: image ${c.image} has no pinned tag`);
+      }
+      for (const kind of ["requests", "limits"]) {
+        for (const resource of ["cpu", "memory"]) {
+          if (c.resources?.[kind]?.[resource] === undefined) found.push(`${at}: no ${kind}.${resource}`);
+        }
+      }
+      if (c.securityContext?.readOnlyRootFilesystem !== true) found.push(`${at}: root filesystem is writable`);
+      if (c.securityContext?.allowPrivilegeEscalation !== false) found.push(`${at}: privilege escalation allowed`);
+      if (o.kind === "Deployment" && !c.livenessProbe) found.push(`${at}: no livenessProbe`);
+      const ports = new Set((c.ports ?? []).flatMap((p: Manifest) => [p.name, p.containerPort]));
+      for (const probe of [c.livenessProbe, c.readinessProbe].filter(Boolean)) {
+        if (!ports.has(probe.httpGet?.port))
+          found.push(`${at}: a probe names port ${probe.httpGet?.port}, not one of its own`);
+      }
+      for (const from of c.envFrom ?? []) {
+        const [kind, ref] = from.secretRef ? ["Secret", from.secretRef] : ["ConfigMap", from.configMapRef];
+        const present = named(kind, ref.name) || outOfBand.includes(`${kind}/${ref.name}`);
+        if (!present && !ref.optional) found.push(`${at}: envFrom ${kind} ${ref.name} is not in the set`);
+      }
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef ?? e.valueFrom?.configMapKeyRef;
+        const kind = e.valueFrom?.secretKeyRef ? "Secret" : "ConfigMap";
+        if (ref && !keysOf(named(kind, ref.name)).has(ref.key))
+          found.push(`${at}: ${kind} ${ref.name} has no key ${ref.key}`);
+        if (e.valueFrom?.resourceFieldRef && e.valueFrom.resourceFieldRef.containerName !== c.name) {
+          found.push(`${at}: ${e.name} reads another container's resources`);
+        }
+      }
+    }
+  }
+  for (const o of objects.filter((x) => x.kind === "Service" || x.kind === "PodDisruptionBudget")) {
+    const selector = o.kind === "Service" ? o.spec.selector : o.spec.selector.matchLabels;
+    const selects = objects.some(
+      (w) =>
+        w.kind === "Deployment" &&
+        Object.entries(selector).every(([k, v]) => w.spec.template.metadata.labels?.[k] === v),
+    );
+    if (!selects) found.push(`${o.kind}/${o.metadata.name}: selects no pod`);
+  }
+  for (const auth of objects.filter((x) => x.kind === "TriggerAuthentication")) {
+    for (const ref of auth.spec.secretTargetRef ?? []) {
+      const secret = named("Secret", ref.name);
+      if (secret && !keysOf(secret).has(ref.key))
+        found.push(`TriggerAuthentication: Secret ${ref.name} has no key ${ref.key}`);
+    }
+  }
+  return found;
+}
+
+describe.skipIf(noKubectl !== undefined)("the manifests as `kubectl kustomize` renders them", () => {
+  test("base, KEDA and example render, and no rendered object holds a mistake", () => {
+    for (const [dir, outOfBand] of [
+      ["base", ["Secret/payouts"]],
+      ["keda", ["Secret/payouts"]],
+      ["overlays/example", []],
+    ] as const) {
+      const objects = render(join(K8S, dir));
+      expect({ dir, problems: problems(objects, [...outOfBand]) }).toEqual({ dir, problems: [] });
+      // What `kubectl apply -k` sends: the image as pinned in the base, never the bare name.
+      for (const o of objects.filter((x) => x.kind === "Deployment" || x.kind === "Job")) {
+        expect(o.spec.template.spec.containers[0].image).toBe("registry.example.com/payouts:1.0.0");
+      }
+    }
+  });
+
+  test("only the example overlay renders a Secret, and it holds every key the workloads and KEDA read", () => {
+    for (const dir of ["base", "keda"]) expect(render(join(K8S, dir)).filter((o) => o.kind === "Secret")).toEqual([]);
+    const kedaAuth = render(join(K8S, "keda")).filter((o) => o.kind === "TriggerAuthentication");
+    const objects = [...render(join(K8S, "overlays/example")), ...kedaAuth];
+    const rendered = objects.find((o) => o.kind === "Secret");
+    expect(Object.keys(rendered.stringData).sort()).toEqual(["AMQP_URL", "DATABASE_URL"]);
+    expect(problems(objects)).toEqual([]);
+  });
+
+  test("the checks catch planted mistakes", () => {
+    const objects = render(join(K8S, "overlays/example"));
+    const api = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "payouts-api");
+    const planted = structuredClone(objects);
+    const plantedApi = planted.find((o: Manifest) => o.metadata.name === "payouts-api" && o.kind === "Deployment");
+    const c = plantedApi.spec.template.spec.containers[0];
+    delete c.resources.limits.memory;
+    c.securityContext.readOnlyRootFilesystem = false;
+    c.image = "registry.example.com/payouts";
+    c.readinessProbe.httpGet.port = "htpp";
+    c.env = [{ name: "X", valueFrom: { secretKeyRef: { name: "payouts", key: "AMQP_URI" } } }];
+    plantedApi.spec.template.spec.securityContext.runAsNonRoot = false;
+    expect(problems(planted).sort()).toEqual(
+      [
+        "Deployment/payouts-api container api: no limits.memory",
+        "Deployment/payouts-api container api: root filesystem is writable",
+        "Deployment/payouts-api container api: image registry.example.com/payouts has no pinned tag",
+        "Deployment/payouts-api container api: a probe names port htpp, not one of its own",
+        "Deployment/payouts-api container api: Secret payouts has no key AMQP_URI",
+        "Deployment/payouts-api: runAsNonRoot is not true",
+      ].sort(),
+    );
+    expect(api.spec.template.spec.containers[0].resources.limits.memory).toBeDefined();
+    // Without the Secret (the base alone), an envFrom names a Secret the set lacks: expected there,
+    // since it is created out of band, and the reason the example overlay is what is checked whole.
+    expect(problems(render(join(K8S, "base")).filter((o) => o.kind !== "ConfigMap"))).toContain(
+      "Deployment/payouts-api container api: envFrom ConfigMap payouts is not in the set",
+    );
   });
 });
