@@ -9,7 +9,7 @@
 import amqp from "amqplib";
 import postgres from "postgres";
 import { loadConfig } from "../src/config";
-import { batched } from "../src/db/batch";
+import { batched } from "../src/lib/batched";
 
 type Body = { amount: string; currency: string; recipient_details: string; comment?: string };
 type Row = { id: string } & Record<string, unknown>;

@@ -10,7 +10,7 @@
 import amqp, { type ConsumeMessage } from "amqplib";
 import postgres from "postgres";
 import { loadConfig } from "../src/config";
-import { batched } from "../src/db/batch";
+import { batched } from "../src/lib/batched";
 
 type Claimed = { id: string; amount: string; currency: string };
 

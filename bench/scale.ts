@@ -5,7 +5,7 @@
 // - create: POST /api/payouts/ at 64 connections, and the drain of what it created by the worker;
 // - list: p99 of GET /api/payouts/ at 4 connections, first page and a page 100,000 rows deep (or
 //   half the rows the filter finds, when fewer), unfiltered and by each filter;
-// - the relay's query (as src/queue/outbox.ts builds it) under EXPLAIN (ANALYZE, BUFFERS);
+// - the relay's query (as src/payouts/processing/outbox.ts builds it) under EXPLAIN (ANALYZE, BUFFERS);
 // - every list page of 1 to 200 rows, each filter, first and deep, planned without a Sort;
 // - table and index sizes, HOT updates and dead rows from pg_stat_user_tables.
 // Appends the results to bench/RESULTS.md; drops its database at the end (keeps it with
@@ -16,12 +16,12 @@ import postgres from "postgres";
 import { loadConfig } from "../src/config";
 import { connectPostgres } from "../src/db/client";
 import * as schema from "../src/db/schema";
-import { createLogger } from "../src/log";
+import { createLogger } from "../src/lib/log";
 import { PAGE_LIMIT_MAX } from "../src/payouts/model";
+import { createOutbox } from "../src/payouts/processing/outbox";
 import { pageQuery } from "../src/payouts/service";
 import { nextCursor, validateListQuery } from "../src/payouts/validation";
-import { createOutbox } from "../src/queue/outbox";
-import { outboxOptions } from "../src/wiring";
+import { outboxOptions } from "../src/roles/adapters";
 import {
   benchEnvironment,
   CONNECTIONS,
@@ -216,7 +216,7 @@ async function sortedPlans(t: Target, list: Awaited<ReturnType<typeof pages>>) {
   return { plans, sorted };
 }
 
-/** The relay's SELECTs exactly as src/queue/outbox.ts sends them, under EXPLAIN (ANALYZE, BUFFERS). */
+/** The relay's SELECTs exactly as src/payouts/processing/outbox.ts sends them, under EXPLAIN (ANALYZE, BUFFERS). */
 async function explainRelay(t: Target): Promise<string> {
   const statements: { query: string; params: unknown[] }[] = [];
   const client = postgres(t.env.databaseUrl, { max: 1, onnotice: () => {}, connection: { application_name: "bench" } });
@@ -227,7 +227,7 @@ async function explainRelay(t: Target): Promise<string> {
     publish: () => Promise.reject(new Error("bench: not publishing")),
     close: async () => {},
   };
-  // The options the roles run with (src/wiring.ts): their intervals are parameters of the query,
+  // The options the roles run with (src/roles/adapters.ts): their intervals are parameters of the query,
   // so other values would not change its plan.
   const outbox = createOutbox(db, publisher, outboxOptions(loadConfig()), createLogger("error", "json"));
   await outbox.relayOnce().catch(() => {});

@@ -4,7 +4,7 @@ export type FieldError = { field: string; message: string };
 
 /*
  * What the domain reports when a request cannot be carried out. These know nothing of HTTP:
- * src/api/problem.ts alone decides the status and problem+json body of each. Anything else thrown
+ * src/http/problem.ts alone decides the status and problem+json body of each. Anything else thrown
  * is a bug.
  */
 

@@ -1,23 +1,23 @@
 // First, on its own: the signal and uncaught-error handlers are installed before any other module loads.
-import "./lifecycle";
-import { createApp } from "./api/app";
-import { containerArgs, roleIsHealthy } from "./api/healthcheck";
-import { pathOf } from "./api/request-log";
-import { compiledBinary } from "./binary";
+import "./roles/lifecycle";
 import { type Config, ConfigError, loadConfig, ROLES, type Role } from "./config";
 import { connectPostgres, type Database, openPglite } from "./db/client";
 import { DatabaseUnreachable, migratePglite, migrateWhenReachable } from "./db/migrate";
-import { onShutdown, useLogger } from "./lifecycle";
-import { createLogger, type Logger } from "./log";
+import { createApp } from "./http/app";
+import { containerArgs, roleIsHealthy } from "./http/healthcheck";
+import { pathOf } from "./http/request-log";
+import { compiledBinary } from "./lib/binary";
+import { createLogger, type Logger } from "./lib/log";
 import { metricsResponse, registry } from "./metrics";
 import { startKeyPurge } from "./payouts/key-retention";
+import { createOutbox, recoverInProcess } from "./payouts/processing/outbox";
 import { memoryQueue } from "./queue/memory";
-import { createOutbox, recoverInProcess } from "./queue/outbox";
 import type { Consumer, Publisher } from "./queue/port";
+import { brokerConsumer, brokerPublisher, clock, outboxOptions, startProcessing } from "./roles/adapters";
+import { onShutdown, useLogger } from "./roles/lifecycle";
+import { startWorkerThreads, type WorkerThreads } from "./roles/thread-supervisor";
 import { deliveryOptions, startDeliveries } from "./webhooks/delivery";
 import { webhookSettings } from "./webhooks/service";
-import { brokerConsumer, brokerPublisher, clock, outboxOptions, startProcessing } from "./wiring";
-import { startWorkerThreads, type WorkerThreads } from "./worker/supervisor";
 
 /** `--role=api` or `--role api`; `all` when absent. */
 const isRoleFlag = (arg: string) => arg === "--role" || arg.startsWith("--role=");

@@ -5,7 +5,7 @@
  * what its threads report (see `drain` and `absorb`), so one scrape shows the whole process.
  */
 
-import type { Logger } from "./log";
+import type { Logger } from "./lib/log";
 import type { Status } from "./payouts/model";
 
 type Labels = Record<string, string>;

@@ -1,9 +1,9 @@
 import { sql } from "drizzle-orm";
-import { createApp } from "../src/api/app";
-import { type Clock, systemClock } from "../src/clock";
 import { loadConfig } from "../src/config";
 import { connectPostgres, type Database } from "../src/db/client";
-import { createLogger } from "../src/log";
+import { createApp } from "../src/http/app";
+import { type Clock, systemClock } from "../src/lib/clock";
+import { createLogger } from "../src/lib/log";
 import { type WebhookSettings, webhookSettings } from "../src/webhooks/service";
 
 export const log = createLogger("error", "json");

@@ -5,8 +5,8 @@ import { bigint, pgSchema, serial, text } from "drizzle-orm/pg-core";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import { compiledBinary } from "../binary";
-import type { Logger } from "../log";
+import { compiledBinary } from "../lib/binary";
+import type { Logger } from "../lib/log";
 import { type Db, withTimeout } from "./client";
 
 /**

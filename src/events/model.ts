@@ -1,6 +1,6 @@
 import { type Static, Type } from "@sinclair/typebox";
+import { Enum, Timestamp, Uuid } from "../lib/kinds";
 import { ListQueryParams, type Payout } from "../payouts/model";
-import { Enum, Timestamp, Uuid } from "../payouts/rules";
 
 /** What can happen to a payout; each change appends one event of one of these types. */
 export const EVENT_TYPES = [

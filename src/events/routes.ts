@@ -1,8 +1,8 @@
 import { type DocumentDecoration, Elysia } from "elysia";
-import { QUERY_PARAMETERS, queryParameters, responses } from "../api/openapi";
-import { json, payoutId } from "../api/payouts";
 import { ValidationFailed } from "../errors";
+import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
 import { PayoutIdParam } from "../payouts/model";
+import { json, payoutId } from "../payouts/routes";
 import { EventListQueryParams, PageQueryParams } from "./model";
 import type { EventService } from "./service";
 import { validateEventListQuery, validateHistoryQuery } from "./validation";

@@ -1,7 +1,7 @@
 import { eq, sql } from "drizzle-orm";
-import { batched } from "../db/batch";
 import type { Db } from "../db/client";
 import { simulatedGatewayPayments } from "../db/schema";
+import { batched } from "../lib/batched";
 import { type Payment, type PayoutGateway, type PayRequest, TemporaryGatewayError } from "./port";
 
 export type SimulatedGatewayOptions = {

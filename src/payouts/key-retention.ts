@@ -1,7 +1,7 @@
 import { inArray, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { idempotencyKeys } from "../db/schema";
-import type { Logger } from "../log";
+import type { Logger } from "../lib/log";
 
 /**
  * A key older than the TTL is expired: the purge deletes it and a create may use it again, whether

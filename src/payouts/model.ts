@@ -1,6 +1,6 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
+import { Amount, Cursor, Digits, Enum, Explain, Text, Timestamp, TrimmedText } from "../lib/kinds";
 import { AMOUNT_MAX, AMOUNT_MIN } from "./amount";
-import { Amount, Cursor, Digits, Enum, Explain, Text, Timestamp, TrimmedText } from "./rules";
 
 // The payout's vocabulary and limits, read by validation, the database schema and OpenAPI alike.
 export const CURRENCIES = ["RUB", "USD", "EUR"] as const;
@@ -66,7 +66,7 @@ export const Payout = Type.Object(
 export type Payout = Static<typeof Payout>;
 
 // The requests: one schema for each body, query and path parameter. Validation (validation.ts),
-// the OpenAPI document (api/openapi.ts) and the types below all read these.
+// the OpenAPI document (http/openapi.ts) and the types below all read these.
 
 export const CreatePayoutBody = Type.Object(
   {

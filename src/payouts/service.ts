@@ -1,8 +1,6 @@
 import { createHash } from "node:crypto";
 import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from "drizzle-orm";
-import type { Clock } from "../clock";
 import type { Availability } from "../db/availability";
-import { batched } from "../db/batch";
 import { type Db, resultRows } from "../db/client";
 import {
   beforeDeadline,
@@ -15,7 +13,9 @@ import {
 } from "../db/errors";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
-import type { Logger } from "../log";
+import { batched } from "../lib/batched";
+import type { Clock } from "../lib/clock";
+import type { Logger } from "../lib/log";
 import { payoutsCreated, recordStatusChange } from "../metrics";
 import { expired } from "./key-retention";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";

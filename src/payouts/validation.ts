@@ -2,6 +2,7 @@ import { TransformKind, type TSchema } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { type ValueError, ValueErrorType } from "@sinclair/typebox/errors";
 import type { FieldError } from "../errors";
+import { type CursorToken, encodeCursor, type Position, refusal } from "../lib/kinds";
 import {
   CreatePayoutBody,
   type CreatePayoutInput,
@@ -14,7 +15,6 @@ import {
   UpdatePayoutBody,
   type UpdatePayoutInput,
 } from "./model";
-import { type CursorToken, encodeCursor, type Position, refusal } from "./rules";
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
 

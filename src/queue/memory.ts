@@ -1,6 +1,6 @@
-import type { Logger } from "../log";
+import type { Logger } from "../lib/log";
 import { workerInFlight } from "../metrics";
-import { HAND_BACK_AFTER_MS } from "../worker/retry-policy";
+import { HAND_BACK_AFTER_MS } from "../payouts/processing/retry-policy";
 import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from "./port";
 
 /**

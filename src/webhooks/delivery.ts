@@ -1,13 +1,13 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { Clock } from "../clock";
 import type { Config } from "../config";
-import { batched } from "../db/batch";
 import { type Db, resultRows } from "../db/client";
 import type { PayoutEventRow } from "../db/schema";
 import { toEvent } from "../events/service";
-import type { Logger } from "../log";
+import { batched } from "../lib/batched";
+import type { Clock } from "../lib/clock";
+import type { Logger } from "../lib/log";
 import { webhookDeliveries, webhookDeliveriesPending, webhookDeliveryDuration } from "../metrics";
-import { retryDelayMs } from "../worker/retry-policy";
+import { retryDelayMs } from "../payouts/processing/retry-policy";
 import { refusedAddress } from "./addresses";
 import { signatureHeader } from "./signing";
 

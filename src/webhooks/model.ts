@@ -1,7 +1,7 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
 import { EventTypeSchema } from "../events/model";
+import { Enum, Text } from "../lib/kinds";
 import { ListQueryParams } from "../payouts/model";
-import { Enum, Text } from "../payouts/rules";
 import { URL_MAX } from "./addresses";
 
 export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;

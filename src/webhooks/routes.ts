@@ -1,10 +1,10 @@
 import { type DocumentDecoration, Elysia } from "elysia";
-import { readJsonBody } from "../api/body";
-import { QUERY_PARAMETERS, queryParameters, responses } from "../api/openapi";
-import { json } from "../api/payouts";
 import { NotFound, ValidationFailed } from "../errors";
 import { PageQueryParams } from "../events/model";
-import { isUuid } from "../payouts/rules";
+import { readJsonBody } from "../http/body";
+import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { isUuid } from "../lib/kinds";
+import { json } from "../payouts/routes";
 import { DeliveryListQueryParams, DeliveryParams, EndpointIdParam } from "./model";
 import type { WebhookService } from "./service";
 import {

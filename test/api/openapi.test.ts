@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
-import { PROBLEM_CODES } from "../../src/api/problem";
+import { PROBLEM_CODES } from "../../src/http/problem";
 import { CURRENCIES, STATUSES } from "../../src/payouts/model";
 import { testApi, testDatabase } from "../helpers";
 

@@ -159,8 +159,8 @@ test("the entry point installs the handlers before it loads the program, and the
   const statements = readFileSync(join(ROOT, "src", "entry.ts"), "utf8")
     .split("\n")
     .filter((line) => line && !line.startsWith("//"));
-  expect(statements).toEqual(['import "./lifecycle";', 'await import("./main");']);
+  expect(statements).toEqual(['import "./roles/lifecycle";', 'await import("./main");']);
   const { scripts } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
   expect(scripts.start).toContain("bun run src/entry.ts");
-  expect(scripts.build).toStartWith("bun build src/entry.ts src/worker/thread.ts --compile --splitting ");
+  expect(scripts.build).toStartWith("bun build src/entry.ts src/roles/worker-thread.ts --compile --splitting ");
 });

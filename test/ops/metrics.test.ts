@@ -1,12 +1,12 @@
 // GET /metrics on the api: Prometheus text, counters that move with requests and payouts, and the
 // registry underneath (labels, histograms, reports from worker threads).
 import { afterAll, expect, test } from "bun:test";
-import { systemClock } from "../../src/clock";
 import type { PayoutGateway } from "../../src/gateway/port";
 import { TemporaryGatewayError } from "../../src/gateway/port";
+import { systemClock } from "../../src/lib/clock";
 import { Registry } from "../../src/metrics";
+import { createProcessor } from "../../src/payouts/processing/processor";
 import { memoryQueue } from "../../src/queue/memory";
-import { createProcessor } from "../../src/worker/processor";
 import { eventually, log, testApi, testDatabase } from "../helpers";
 import { sample } from "./processes";
 

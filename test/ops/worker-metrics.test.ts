@@ -1,9 +1,9 @@
 // The worker role's own /metrics on METRICS_PORT: its threads' counts and in-flight payouts, summed;
 // and its /health there, which the image's healthcheck asks for this role.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { containerArgs, listeningPorts, roleIsHealthy } from "../../src/api/healthcheck";
+import { containerArgs, listeningPorts, roleIsHealthy } from "../../src/http/healthcheck";
+import { retryDelays } from "../../src/payouts/processing/retry-policy";
 import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
-import { retryDelays } from "../../src/worker/retry-policy";
 import { eventually, log, rawHttp, testApi, testDatabase } from "../helpers";
 import { freePort, killSpawned, sample, spawnRole } from "./processes";
 

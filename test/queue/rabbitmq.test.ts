@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import amqp from "amqplib";
-import { createLogger } from "../../src/log";
+import { createLogger } from "../../src/lib/log";
+import { retryDelays } from "../../src/payouts/processing/retry-policy";
 import type { Delivery } from "../../src/queue/port";
 import { parseMessage, rabbitConsumer } from "../../src/queue/rabbitmq/consumer";
 import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
 import { declareTopology, QUEUE, retryQueue } from "../../src/queue/rabbitmq/topology";
-import { retryDelays } from "../../src/worker/retry-policy";
 import { eventually } from "../helpers";
 import {
   amqpUrl,

@@ -5,8 +5,8 @@
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { PROBLEM_CODES } from "../../src/api/problem";
 import { loadConfig } from "../../src/config";
+import { PROBLEM_CODES } from "../../src/http/problem";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const read = (name: string) => readFileSync(join(ROOT, name), "utf8");

@@ -3,8 +3,8 @@
 // contract says. The delivery loop runs in this process on the run's PostgreSQL.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { type SQL, sql } from "drizzle-orm";
-import { type Clock, systemClock } from "../../src/clock";
-import { createLogger } from "../../src/log";
+import { type Clock, systemClock } from "../../src/lib/clock";
+import { createLogger } from "../../src/lib/log";
 import { registry } from "../../src/metrics";
 import { type DeliveryOptions, startDeliveries } from "../../src/webhooks/delivery";
 import { createPayout, query } from "../fixtures";

@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startWorkerThreads } from "../../src/worker/supervisor";
+import { startWorkerThreads } from "../../src/roles/thread-supervisor";
 import { eventually } from "../helpers";
 import { quiet as log } from "../processing/harness";
 

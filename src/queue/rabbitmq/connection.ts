@@ -1,5 +1,5 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
-import type { Logger } from "../../log";
+import type { Logger } from "../../lib/log";
 
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5000;

@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from "amqplib";
-import type { Logger } from "../../log";
+import type { Logger } from "../../lib/log";
 import { workerInFlight } from "../../metrics";
-import { HAND_BACK_AFTER_MS, nearestDelay } from "../../worker/retry-policy";
+import { HAND_BACK_AFTER_MS, nearestDelay } from "../../payouts/processing/retry-policy";
 import type { Consumer, Delivery, HandlerResult, PayoutMessage } from "../port";
 import { type Link, RabbitConnection } from "./connection";
 import { send } from "./publisher";

@@ -1,4 +1,4 @@
-import type { Logger } from "../../log";
+import type { Logger } from "../../lib/log";
 import type { PayoutMessage, Publisher } from "../port";
 import { type Link, RabbitConnection } from "./connection";
 import { declareTopology, QUEUE } from "./topology";

@@ -4,6 +4,7 @@ import { type DocumentDecoration, Elysia } from "elysia";
 import css from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import bundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
 import { EventPage, PayoutEvent } from "../events/model";
+import { Enum } from "../lib/kinds";
 import {
   CreatePayoutBody,
   IdempotencyKey,
@@ -12,7 +13,6 @@ import {
   PayoutPage,
   UpdatePayoutBody,
 } from "../payouts/model";
-import { Enum } from "../payouts/rules";
 import {
   CreatedWebhookEndpoint,
   CreateWebhookEndpointBody,

@@ -1,13 +1,13 @@
 import { and, eq, sql } from "drizzle-orm";
-import type { Clock } from "../clock";
-import { batched } from "../db/batch";
-import type { Database } from "../db/client";
-import { DatabaseUnavailableError, isDatabaseUnavailable } from "../db/errors";
-import { type PayoutRow, payouts } from "../db/schema";
-import type { Payment, PayoutGateway } from "../gateway/port";
-import type { Logger } from "../log";
-import { gatewayCallDuration, payoutRetries, recordStatusChange } from "../metrics";
-import type { Delivery, HandlerResult } from "../queue/port";
+import type { Database } from "../../db/client";
+import { DatabaseUnavailableError, isDatabaseUnavailable } from "../../db/errors";
+import { type PayoutRow, payouts } from "../../db/schema";
+import type { Payment, PayoutGateway } from "../../gateway/port";
+import { batched } from "../../lib/batched";
+import type { Clock } from "../../lib/clock";
+import type { Logger } from "../../lib/log";
+import { gatewayCallDuration, payoutRetries, recordStatusChange } from "../../metrics";
+import type { Delivery, HandlerResult } from "../../queue/port";
 import { asTemporaryFailure, nextAttemptAfterMs, type RetryPolicy, type TemporaryFailure } from "./retry-policy";
 
 // A claim or an outcome that failed for want of the database is written again by its own worker

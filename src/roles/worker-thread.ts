@@ -2,14 +2,14 @@
 // channel (prefetch WORKER_CONCURRENCY), the same processor as every other mode.
 // First, on its own: an error nobody catches in this thread is one log line and the thread's exit
 // (code 1), which the supervisor answers with a fresh thread.
-import "../lifecycle";
+import "./lifecycle";
 import { threadId } from "node:worker_threads";
 import { loadConfig } from "../config";
 import { connectPostgres } from "../db/client";
-import { useLogger } from "../lifecycle";
-import { createLogger } from "../log";
+import { createLogger } from "../lib/log";
 import { registry } from "../metrics";
-import { brokerConsumer, startProcessing } from "../wiring";
+import { brokerConsumer, startProcessing } from "./adapters";
+import { useLogger } from "./lifecycle";
 
 declare const self: Worker;
 

@@ -1,8 +1,8 @@
 import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
-import type { Db } from "../db/client";
-import { payoutOutbox, payouts } from "../db/schema";
-import type { Logger } from "../log";
-import type { Publisher } from "./port";
+import type { Db } from "../../db/client";
+import { payoutOutbox, payouts } from "../../db/schema";
+import type { Logger } from "../../lib/log";
+import type { Publisher } from "../../queue/port";
 
 export type OutboxOptions = {
   /** How often the relay looks for payouts that were never handed to the broker. */

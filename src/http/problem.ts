@@ -1,9 +1,9 @@
 import { Type } from "@sinclair/typebox";
 import { CreateOutcomeUnknownError, isDatabaseUnavailable } from "../db/errors";
 import { type FieldError, IdempotencyKeyReused, NotFound, StatusConflict, ValidationFailed } from "../errors";
-import type { Logger } from "../log";
+import { Enum } from "../lib/kinds";
+import type { Logger } from "../lib/log";
 import { STATUSES, type Status } from "../payouts/model";
-import { Enum } from "../payouts/rules";
 
 // By then a create whose commit was in doubt has either been stored or can no longer be: its
 // statement carries a deadline of under two seconds (src/payouts/service.ts).

@@ -1,7 +1,7 @@
 import { Elysia, StatusMap } from "elysia";
-import type { Logger } from "../log";
+import { isUuid } from "../lib/kinds";
+import type { Logger } from "../lib/log";
 import { httpRequestDuration } from "../metrics";
-import { isUuid } from "../payouts/rules";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 const REQUEST_ID = /^[\x21-\x7E]{1,128}$/;

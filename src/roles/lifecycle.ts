@@ -3,8 +3,8 @@
 // handled, not ignored (the binary is PID 1 in a container, where an unhandled SIGTERM does
 // nothing) and not fatal (elsewhere it would kill the process with no exit code).
 import { isMainThread } from "node:worker_threads";
-import { DatabaseUnavailableError, isDatabaseUnavailable } from "./db/errors";
-import { createLogger, type Logger } from "./log";
+import { DatabaseUnavailableError, isDatabaseUnavailable } from "../db/errors";
+import { createLogger, type Logger } from "../lib/log";
 
 // Until the configuration is read, lines use the defaults: JSON at info.
 let log: Logger = createLogger("info", "json");

@@ -1,4 +1,4 @@
-import { LOG_LEVELS, type LogLevel } from "./config";
+import { LOG_LEVELS, type LogLevel } from "../config";
 
 type Fields = Record<string, unknown>;
 

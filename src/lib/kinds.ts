@@ -1,5 +1,5 @@
 import { Kind, type SchemaOptions, type TUnsafe, Type, TypeRegistry } from "@sinclair/typebox";
-import { type JsonNumber, parseAmount } from "./amount";
+import { type JsonNumber, parseAmount } from "../payouts/amount";
 
 /*
  * The building blocks of the request schemas in model.ts: TypeBox kinds, each registered once

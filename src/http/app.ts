@@ -1,16 +1,16 @@
 import { Elysia } from "elysia";
-import type { Clock } from "../clock";
 import type { Database } from "../db/client";
 import { schemaCheck } from "../db/migrate";
 import { eventRoutes } from "../events/routes";
 import { eventService } from "../events/service";
-import type { Logger } from "../log";
+import type { Clock } from "../lib/clock";
+import type { Logger } from "../lib/log";
 import { metricsResponse, registry } from "../metrics";
+import { payoutRoutes } from "../payouts/routes";
 import { payoutService } from "../payouts/service";
 import { webhookRoutes } from "../webhooks/routes";
 import { type WebhookSettings, webhookService } from "../webhooks/service";
 import { docs, type HealthReady, openapiDocs, swaggerHtml } from "./openapi";
-import { payoutRoutes } from "./payouts";
 import { HttpProblem, problemResponse, toProblem } from "./problem";
 import { pathOf, payoutIdParam, requestIdOf, requestLog } from "./request-log";
 

@@ -1,12 +1,12 @@
 import { Elysia } from "elysia";
 import { NotFound, ValidationFailed } from "../errors";
-import { IDEMPOTENCY_KEY_MAX, PayoutIdParam } from "../payouts/model";
-import { isUuid } from "../payouts/rules";
-import type { PayoutService } from "../payouts/service";
-import { isIdempotencyKey, validateCreate, validateListQuery, validateUpdate } from "../payouts/validation";
-import { readJsonBody } from "./body";
-import { docs } from "./openapi";
-import { aboutPayout } from "./request-log";
+import { readJsonBody } from "../http/body";
+import { docs } from "../http/openapi";
+import { aboutPayout } from "../http/request-log";
+import { isUuid } from "../lib/kinds";
+import { IDEMPOTENCY_KEY_MAX, PayoutIdParam } from "./model";
+import type { PayoutService } from "./service";
+import { isIdempotencyKey, validateCreate, validateListQuery, validateUpdate } from "./validation";
 
 function idempotencyKey(headers: Headers): string | undefined {
   const key = headers.get("idempotency-key");

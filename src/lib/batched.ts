@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from "./errors";
+import { isDatabaseUnavailable } from "../db/errors";
 
 export type BatchOptions = {
   /** Largest batch one statement takes. */

@@ -1,5 +1,5 @@
-import type { Config } from "../config";
-import { TemporaryGatewayError } from "../gateway/port";
+import type { Config } from "../../config";
+import { TemporaryGatewayError } from "../../gateway/port";
 
 /**
  * When a payout is tried again and when it is given up: every rule of it in one place, read by the

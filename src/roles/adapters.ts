@@ -1,16 +1,17 @@
 // The composition root: which adapter plays each port (database, broker, gateway, clock) and how
 // they are put together, for main.ts and the worker thread alike. Nothing below it chooses an adapter.
-import { type Clock, systemClock } from "./clock";
-import type { Config } from "./config";
-import type { Database } from "./db/client";
-import { simulatedGateway } from "./gateway/simulated";
-import type { Logger } from "./log";
-import type { OutboxOptions } from "./queue/outbox";
-import type { Consumer, Publisher } from "./queue/port";
-import { type RabbitConsumerOptions, rabbitConsumer } from "./queue/rabbitmq/consumer";
-import { rabbitPublisher } from "./queue/rabbitmq/publisher";
-import { createProcessor } from "./worker/processor";
-import { retryDelays, retryPolicy, stuckAfterMs } from "./worker/retry-policy";
+
+import type { Config } from "../config";
+import type { Database } from "../db/client";
+import { simulatedGateway } from "../gateway/simulated";
+import { type Clock, systemClock } from "../lib/clock";
+import type { Logger } from "../lib/log";
+import type { OutboxOptions } from "../payouts/processing/outbox";
+import { createProcessor } from "../payouts/processing/processor";
+import { retryDelays, retryPolicy, stuckAfterMs } from "../payouts/processing/retry-policy";
+import type { Consumer, Publisher } from "../queue/port";
+import { type RabbitConsumerOptions, rabbitConsumer } from "../queue/rabbitmq/consumer";
+import { rabbitPublisher } from "../queue/rabbitmq/publisher";
 
 /** The RabbitMQ consumer that feeds the processor: its prefetch, its retry queues, its drain. */
 export const consumerOptions = (config: Config): RabbitConsumerOptions => ({

@@ -1,5 +1,5 @@
-import { compiledBinary } from "../binary";
-import type { Logger } from "../log";
+import { compiledBinary } from "../lib/binary";
+import type { Logger } from "../lib/log";
 import { type MetricsReport, registry } from "../metrics";
 
 const RESTART_DELAY_MS = 1000;
@@ -7,7 +7,7 @@ const RESTART_DELAY_MS = 1000;
 // From source, thread.ts sits beside this file. The compiled binary holds it as a second entry
 // point (see the build script), at its path under src/ in the embedded filesystem, while this
 // module is bundled into the main entry at that filesystem's root.
-const THREAD_ENTRY = new URL(compiledBinary ? "./worker/thread.ts" : "./thread.ts", import.meta.url).href;
+const THREAD_ENTRY = new URL(compiledBinary ? "./roles/worker-thread.ts" : "./worker-thread.ts", import.meta.url).href;
 
 /**
  * Starts `count` worker threads and keeps them running: a thread that dies is replaced. stop()
