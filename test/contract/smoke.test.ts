@@ -1,5 +1,6 @@
 import { afterAll, expect, test } from "bun:test";
-import { testApi, testDatabase } from "./helpers";
+import { testApi } from "../kit/api";
+import { testDatabase } from "../kit/db";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -1,24 +1,9 @@
-import { sql } from "drizzle-orm";
-import { createApp } from "../src/api/app";
-import { type Clock, systemClock } from "../src/clock";
-import { loadConfig } from "../src/config";
-import { connectPostgres, type Database } from "../src/db/client";
-import { createLogger } from "../src/log";
-import { type WebhookSettings, webhookSettings } from "../src/webhooks/service";
-
-export const log = createLogger("error", "json");
-
-/** A pool on the run's database (test/setup.ts). */
-export function testDatabase(poolSize = 5): Database {
-  return connectPostgres(process.env.DATABASE_URL as string, poolSize, "payouts-test");
-}
-
-/** Empties every table: for test files that count rows. */
-export async function resetDatabase(database: Database): Promise<void> {
-  await database.db.execute(
-    sql`TRUNCATE payouts, payout_outbox, idempotency_keys, simulated_gateway_payments, payout_events, webhook_endpoints, webhook_deliveries`,
-  );
-}
+import { createApp } from "../../src/api/app";
+import { type Clock, systemClock } from "../../src/clock";
+import { loadConfig } from "../../src/config";
+import type { Database } from "../../src/db/client";
+import { type WebhookSettings, webhookSettings } from "../../src/webhooks/service";
+import { quiet } from "./log";
 
 /**
  * The api in-process (no socket): `handedOff` records the ids given to processing, in order;
@@ -38,7 +23,7 @@ export function testApi(
   const app = createApp({
     database,
     clock: options.clock ?? systemClock,
-    log,
+    log: quiet,
     onCreated: (id) => {
       handedOff.push(id);
       options.onCreated?.(id);
@@ -67,39 +52,8 @@ export function testApi(
   return { app, request, handedOff };
 }
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await Bun.sleep(everyMs);
-  }
-}
-
-/**
- * Creates a payout on a running api over HTTP (201 expected) and waits until it reads COMPLETED;
- * returns it as the api shows it.
- */
-export async function createAndAwaitCompleted(
-  base: string,
-  body: Record<string, unknown>,
-  timeoutMs: number,
-): Promise<Record<string, unknown>> {
-  const created = await fetch(`${base}/api/payouts/`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${await created.text()}`);
-  const { id } = (await created.json()) as { id: string };
-  return eventually(async () => {
-    const payout = (await (await fetch(`${base}/api/payouts/${id}/`)).json()) as Record<string, unknown>;
-    return payout.status === "COMPLETED" ? payout : undefined;
-  }, timeoutMs);
+/** A sample's value in a Prometheus text exposition, 0 when the series is absent. */
+export function sample(text: string, series: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }

@@ -2,11 +2,13 @@
 // the only paths the status machine's trigger allows, written directly in SQL as the worker would.
 
 import { expect } from "bun:test";
-import { type SQL, sql } from "drizzle-orm";
-import postgres from "postgres";
-import type { Database } from "../src/db/client";
-import type { Status } from "../src/payouts/model";
-import type { testApi } from "./helpers";
+import { eq, type SQL, sql } from "drizzle-orm";
+import type { PgInsertValue } from "drizzle-orm/pg-core";
+import type { Database } from "../../src/db/client";
+import { type PayoutRow, payoutOutbox, payouts, simulatedGatewayPayments } from "../../src/db/schema";
+import type { Status } from "../../src/payouts/model";
+import type { testApi } from "./api";
+import { eventually } from "./wait";
 
 type Api = ReturnType<typeof testApi>;
 
@@ -93,19 +95,47 @@ export async function countRows(database: Database, table: "payouts" | "idempote
   return row?.n ?? 0;
 }
 
-/** Creates an empty database for a test that needs one of its own; `drop` removes it. */
-export async function scratchDatabase(prefix: string) {
-  const adminUrl = process.env.TEST_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const name = `${prefix}_${process.pid}_${Date.now()}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE "${name}"`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await admin.end();
-    },
-  };
+export async function payout(database: Database, id: string): Promise<PayoutRow> {
+  const [row] = await database.db.select().from(payouts).where(eq(payouts.id, id));
+  if (!row) throw new Error(`payout ${id} is not in the database`);
+  return row;
+}
+
+/** What the simulated gateway did for a payout: `payments` is how many times money moved. */
+export async function ledger(database: Database, id: string): Promise<{ payments: number; calls: number }> {
+  const rows = await database.db
+    .select({ calls: simulatedGatewayPayments.calls })
+    .from(simulatedGatewayPayments)
+    .where(eq(simulatedGatewayPayments.payoutId, id));
+  return { payments: rows.length, calls: rows.reduce((sum, r) => sum + r.calls, 0) };
+}
+
+/** Whether the payout's id is still owed to the broker: its row in the outbox. */
+export async function inOutbox(database: Database, id: string): Promise<boolean> {
+  return (await database.db.$count(payoutOutbox, eq(payoutOutbox.payoutId, id))) > 0;
+}
+
+export async function countByStatus(database: Database): Promise<Record<string, number>> {
+  const rows = await database.db
+    .select({ status: payouts.status, count: sql<number>`count(*)::int` })
+    .from(payouts)
+    .groupBy(payouts.status);
+  return Object.fromEntries(rows.map((r) => [r.status, r.count]));
+}
+
+/** Resolves with the payout once it is in `status`. */
+export function reaches(database: Database, id: string, status: PayoutRow["status"], timeoutMs = 20_000) {
+  return eventually(async () => {
+    const row = await payout(database, id);
+    return row.status === status && row;
+  }, timeoutMs);
+}
+
+/** A payout written straight to the table, as a crash or an older version could leave it. */
+export async function insertPayout(database: Database, values: Partial<PgInsertValue<typeof payouts>> = {}) {
+  const [row] = await database.db
+    .insert(payouts)
+    .values({ id: Bun.randomUUIDv7(), amount: "10.00", currency: "EUR", recipientDetails: "DE89 3704", ...values })
+    .returning();
+  return row as PayoutRow;
 }

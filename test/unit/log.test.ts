@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { createLogger } from "../src/log";
+import { createLogger } from "../../src/log";
 
 function capture() {
   const lines: string[] = [];

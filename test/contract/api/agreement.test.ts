@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
 import fc from "fast-check";
-import { createPayout } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import { createPayout } from "../../kit/fixtures";
 
 const database = testDatabase(10);
 afterAll(() => database.close());

@@ -1,7 +1,8 @@
 // POST /api/payouts/: every field rule of the contract. A refused request creates nothing.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
-import { countRows, expectValidationProblem, payoutRow, validBody } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import { countRows, expectValidationProblem, payoutRow, validBody } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());

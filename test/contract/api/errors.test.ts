@@ -1,13 +1,14 @@
 // Every error path answers application/problem+json (RFC 9457) with the contract's status.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
-import { createApp } from "../../src/api/app";
-import { systemClock } from "../../src/clock";
-import { loadConfig } from "../../src/config";
-import { connectPostgres } from "../../src/db/client";
-import type { Logger } from "../../src/log";
-import { webhookSettings } from "../../src/webhooks/service";
-import { countRows, createPayout, problemType, scratchDatabase, validBody } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { createApp } from "../../../src/api/app";
+import { systemClock } from "../../../src/clock";
+import { loadConfig } from "../../../src/config";
+import { connectPostgres } from "../../../src/db/client";
+import type { Logger } from "../../../src/log";
+import { webhookSettings } from "../../../src/webhooks/service";
+import { testApi } from "../../kit/api";
+import { scratchDatabase, testDatabase } from "../../kit/db";
+import { countRows, createPayout, problemType, validBody } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
-import { connectPostgres, type Database } from "../../src/db/client";
-import { migratePostgres } from "../../src/db/migrate";
-import { testApi, testDatabase } from "../helpers";
+import { connectPostgres, type Database } from "../../../src/db/client";
+import { migratePostgres } from "../../../src/db/migrate";
+import { testApi } from "../../kit/api";
+import { databaseUrl, testDatabase } from "../../kit/db";
 
 const database = testDatabase();
 afterAll(() => database.close());
@@ -48,9 +49,9 @@ test(
 );
 
 describe("ready waits for this build's schema", () => {
-  const name = `${new URL(process.env.DATABASE_URL as string).pathname.slice(1)}_schema`;
-  const admin = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
-  const url = new URL(process.env.DATABASE_URL as string);
+  const name = `${new URL(databaseUrl).pathname.slice(1)}_schema`;
+  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const url = new URL(databaseUrl);
   url.pathname = `/${name}`;
   let fresh: Database;
   beforeAll(async () => {

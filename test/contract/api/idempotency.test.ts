@@ -1,8 +1,9 @@
 // Idempotency-Key on POST /api/payouts/: a retried request never makes a second payout.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { countRows, expectProblem, expectValidationProblem, query, validBody } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import { countRows, expectProblem, expectValidationProblem, query, validBody } from "../../kit/fixtures";
 
 const database = testDatabase(10);
 afterAll(() => database.close());

@@ -1,8 +1,16 @@
 // Input that cannot be mistaken: names of Object.prototype members are unknown fields, timestamps
 // outside PostgreSQL's range are refused, a repeated JSON key is refused, JSON is UTF-8 only.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
-import { countRows, createPayout, expectProblem, expectValidationProblem, payoutRow, validBody } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import {
+  countRows,
+  createPayout,
+  expectProblem,
+  expectValidationProblem,
+  payoutRow,
+  validBody,
+} from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -1,10 +1,11 @@
 // GET /api/payouts/: newest first, keyset pagination over many pages, filters, and the query
 // parameters that are refused.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { payouts } from "../../src/db/schema";
-import { CURRENCIES, STATUSES } from "../../src/payouts/model";
-import { expectValidationProblem } from "../fixtures";
-import { resetDatabase, testApi, testDatabase } from "../helpers";
+import { payouts } from "../../../src/db/schema";
+import { CURRENCIES, STATUSES } from "../../../src/payouts/model";
+import { testApi } from "../../kit/api";
+import { resetDatabase, testDatabase } from "../../kit/db";
+import { expectValidationProblem } from "../../kit/fixtures";
 
 const database = testDatabase();
 const api = testApi(database);

@@ -2,9 +2,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
-import { PROBLEM_CODES } from "../../src/api/problem";
-import { CURRENCIES, STATUSES } from "../../src/payouts/model";
-import { testApi, testDatabase } from "../helpers";
+import { PROBLEM_CODES } from "../../../src/api/problem";
+import { CURRENCIES, STATUSES } from "../../../src/payouts/model";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
 
 const database = testDatabase();
 afterAll(() => database.close());

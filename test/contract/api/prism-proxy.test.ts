@@ -18,12 +18,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Subprocess, spawn } from "bun";
 import { sql } from "drizzle-orm";
-import { createPayout, validBody } from "../fixtures";
-import { eventually, testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import { createPayout, validBody } from "../../kit/fixtures";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase(5);
 const api = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 86_400_000 } });
-const PRISM = join(import.meta.dir, "../../node_modules/@stoplight/prism-cli/dist/index.js");
+const PRISM = join(import.meta.dir, "../../../node_modules/@stoplight/prism-cli/dist/index.js");
 
 // What the traffic here does not make happen: a bug (500) and a database out of reach (503, 504;
 // test/faults plays those through a TCP proxy).

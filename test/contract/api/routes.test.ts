@@ -1,8 +1,9 @@
 // The endpoints' shape: trailing slash optional, Location on 201, and the hand-off to processing
 // after the commit, exactly once.
 import { afterAll, describe, expect, test } from "bun:test";
-import { countRows, createPayout, payoutRow, validBody } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { databaseUrl, testDatabase } from "../../kit/db";
+import { countRows, createPayout, payoutRow, validBody } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());
@@ -102,12 +103,7 @@ describe("create", () => {
     const seenCommitted: boolean[] = [];
     const watched = testApi(database, {
       onCreated: (id) => {
-        const psql = Bun.spawnSync([
-          "psql",
-          process.env.DATABASE_URL as string,
-          "-tAc",
-          `SELECT count(*) FROM payouts WHERE id = '${id}'`,
-        ]);
+        const psql = Bun.spawnSync(["psql", databaseUrl, "-tAc", `SELECT count(*) FROM payouts WHERE id = '${id}'`]);
         seenCommitted.push(psql.stdout.toString().trim() === "1");
       },
     });

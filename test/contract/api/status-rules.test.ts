@@ -3,9 +3,10 @@
 // changes.
 import { afterAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { STATUSES, type Status } from "../../src/payouts/model";
-import { createPayout, expectProblem, moveTo, payoutRow, problemType, query } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { STATUSES, type Status } from "../../../src/payouts/model";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import { createPayout, expectProblem, moveTo, payoutRow, problemType, query } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -1,8 +1,9 @@
 // PATCH /api/payouts/{id}/: the field rules of the contract. A refused request changes nothing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { createPayout, expectValidationProblem, payoutRow } from "../fixtures";
-import { testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import { createPayout, expectValidationProblem, payoutRow } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());

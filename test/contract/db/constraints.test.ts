@@ -1,8 +1,9 @@
 // The payouts table's own guarantees: what no writer, api or worker, can store.
 import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
+import { databaseUrl } from "../../kit/db";
 
-const db = postgres(process.env.DATABASE_URL as string, { max: 2, onnotice: () => {} });
+const db = postgres(databaseUrl, { max: 2, onnotice: () => {} });
 afterAll(() => db.end());
 
 type Row = {

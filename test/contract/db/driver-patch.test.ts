@@ -1,12 +1,13 @@
 import { expect, test } from "bun:test";
 import postgres from "postgres";
-import { startTcpProxy } from "../faults/tcp-proxy";
+import { databaseUrl } from "../../kit/db";
+import { startTcpProxy } from "../../kit/proxy";
 
 // postgres.js 3.4.9 wrote to a connection's socket after the connection had closed: the query hung
 // and a TypeError escaped into the event loop, crashing the api and the worker under connection
 // resets (patches/postgres@3.4.9.patch). A pinned connection shows it on the first try.
 test("queries on a connection whose backend died fail with a connection error instead of hanging or crashing", async () => {
-  const url = process.env.DATABASE_URL as string;
+  const url = databaseUrl;
   const pool = postgres(url, { max: 2, onnotice: () => {} });
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   try {
@@ -34,7 +35,7 @@ test("queries on a connection whose backend died fail with a connection error in
 // while that ran (a probe giving up, a shutdown during an outage) rejected into the event loop,
 // and the process-level handler ends the process on an unhandled rejection.
 test("a pool ended while its connection is still starting up leaves no unhandled rejection", async () => {
-  const target = new URL(process.env.DATABASE_URL as string);
+  const target = new URL(databaseUrl);
   const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
   const url = new URL(target);
   url.hostname = "127.0.0.1";

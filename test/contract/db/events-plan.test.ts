@@ -3,12 +3,12 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
-import { eventsPageQuery, firstIdAt, historyPageQuery } from "../../src/events/service";
-import type { EventListQuery } from "../../src/events/validation";
-import { resetDatabase, testDatabase } from "../helpers";
+import { eventsPageQuery, firstIdAt, historyPageQuery } from "../../../src/events/service";
+import type { EventListQuery } from "../../../src/events/validation";
+import { databaseUrl, resetDatabase, testDatabase } from "../../kit/db";
 
 const database = testDatabase();
-const raw = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+const raw = postgres(databaseUrl, { max: 1, onnotice: () => {} });
 const PAYOUT = "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10";
 
 beforeAll(async () => {

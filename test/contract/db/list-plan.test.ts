@@ -3,13 +3,13 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
-import type { Currency, Status } from "../../src/payouts/model";
-import { pageQuery } from "../../src/payouts/service";
-import type { ListQuery } from "../../src/payouts/validation";
-import { resetDatabase, testDatabase } from "../helpers";
+import type { Currency, Status } from "../../../src/payouts/model";
+import { pageQuery } from "../../../src/payouts/service";
+import type { ListQuery } from "../../../src/payouts/validation";
+import { databaseUrl, resetDatabase, testDatabase } from "../../kit/db";
 
 const database = testDatabase();
-const raw = postgres(process.env.DATABASE_URL as string, { max: 1, onnotice: () => {} });
+const raw = postgres(databaseUrl, { max: 1, onnotice: () => {} });
 
 // 20,000 payouts and their 20,000 events take more than the default 5 s on a busy machine.
 beforeAll(async () => {

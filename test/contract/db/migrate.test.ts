@@ -3,8 +3,8 @@ import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
-import { migratePostgres, migrationsFolder } from "../../src/db/migrate";
-import { scratchDatabase } from "../fixtures";
+import { migratePostgres, migrationsFolder } from "../../../src/db/migrate";
+import { databaseUrl, scratchDatabase } from "../../kit/db";
 
 const journal = JSON.parse(readFileSync(join(migrationsFolder(), "meta", "_journal.json"), "utf8")) as {
   entries: { when: number }[];
@@ -52,7 +52,7 @@ const expectedSchema = {
 };
 
 test("running the migrator again on a migrated database changes nothing", async () => {
-  const url = process.env.DATABASE_URL as string;
+  const url = databaseUrl;
   const before = await state(url);
   expect(before.migrations).toHaveLength(journal.entries.length);
   await migratePostgres(url);

@@ -3,10 +3,11 @@
 // src/payouts/status.ts for every pair of statuses.
 import { afterAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
-import { STATUSES, type Status } from "../../src/payouts/model";
-import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "../../src/payouts/status";
+import { STATUSES, type Status } from "../../../src/payouts/model";
+import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "../../../src/payouts/status";
+import { databaseUrl } from "../../kit/db";
 
-const db = postgres(process.env.DATABASE_URL as string, { max: 4, onnotice: () => {} });
+const db = postgres(databaseUrl, { max: 4, onnotice: () => {} });
 afterAll(() => db.end());
 
 // The columns each status needs to pass the CHECK constraints, so that only the trigger decides.

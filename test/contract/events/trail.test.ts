@@ -2,8 +2,9 @@
 // in the change's own transaction; the events' data is the payout exactly as the api shows it.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { type SQL, sql } from "drizzle-orm";
-import { createPayout, expectProblem, expectValidationProblem, query } from "../fixtures";
-import { resetDatabase, testApi, testDatabase } from "../helpers";
+import { testApi } from "../../kit/api";
+import { resetDatabase, testDatabase } from "../../kit/db";
+import { createPayout, expectProblem, expectValidationProblem, query } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -1,10 +1,10 @@
 // The simulated gateway's ledger on the real database: calls in flight together are one batched
 // statement, and the idempotency key still decides what is one payment.
 import { afterAll, beforeEach, expect, test } from "bun:test";
-import { simulatedGatewayPayments } from "../../src/db/schema";
-import { simulatedGateway } from "../../src/gateway/simulated";
-import { resetDatabase, testDatabase } from "../helpers";
-import { ledger } from "../processing/harness";
+import { simulatedGatewayPayments } from "../../../src/db/schema";
+import { simulatedGateway } from "../../../src/gateway/simulated";
+import { resetDatabase, testDatabase } from "../../kit/db";
+import { ledger } from "../../kit/fixtures";
 
 const database = testDatabase();
 beforeEach(() => resetDatabase(database));

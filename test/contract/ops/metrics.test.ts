@@ -1,14 +1,16 @@
 // GET /metrics on the api: Prometheus text, counters that move with requests and payouts, and the
 // registry underneath (labels, histograms, reports from worker threads).
 import { afterAll, expect, test } from "bun:test";
-import { systemClock } from "../../src/clock";
-import type { PayoutGateway } from "../../src/gateway/port";
-import { TemporaryGatewayError } from "../../src/gateway/port";
-import { Registry } from "../../src/metrics";
-import { memoryQueue } from "../../src/queue/memory";
-import { createProcessor } from "../../src/worker/processor";
-import { eventually, log, testApi, testDatabase } from "../helpers";
-import { sample } from "./processes";
+import { systemClock } from "../../../src/clock";
+import type { PayoutGateway } from "../../../src/gateway/port";
+import { TemporaryGatewayError } from "../../../src/gateway/port";
+import { Registry } from "../../../src/metrics";
+import { memoryQueue } from "../../../src/queue/memory";
+import { createProcessor } from "../../../src/worker/processor";
+import { sample, testApi } from "../../kit/api";
+import { testDatabase } from "../../kit/db";
+import { quiet as log } from "../../kit/log";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 afterAll(() => database.close());

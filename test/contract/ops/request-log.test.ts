@@ -1,12 +1,13 @@
 // One log line per request, X-Request-Id on every response, and nothing from bodies or queries.
 import { afterAll, expect, test } from "bun:test";
-import { createApp } from "../../src/api/app";
-import { pathOf } from "../../src/api/request-log";
-import { systemClock } from "../../src/clock";
-import { loadConfig } from "../../src/config";
-import { createLogger, type Logger } from "../../src/log";
-import { webhookSettings } from "../../src/webhooks/service";
-import { eventually, testDatabase } from "../helpers";
+import { createApp } from "../../../src/api/app";
+import { pathOf } from "../../../src/api/request-log";
+import { systemClock } from "../../../src/clock";
+import { loadConfig } from "../../../src/config";
+import { createLogger, type Logger } from "../../../src/log";
+import { webhookSettings } from "../../../src/webhooks/service";
+import { testDatabase } from "../../kit/db";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -1,12 +1,13 @@
 // The domain reports what went wrong in its own terms; HTTP statuses are the api's business
 // (src/api/problem.ts maps them, test/api checks the responses).
 import { afterAll, expect, test } from "bun:test";
-import { systemClock } from "../../src/clock";
-import { loadConfig } from "../../src/config";
-import { IdempotencyKeyReused, NotFound, StatusConflict } from "../../src/errors";
-import { payoutService } from "../../src/payouts/service";
-import { moveTo } from "../fixtures";
-import { log, testDatabase } from "../helpers";
+import { systemClock } from "../../../src/clock";
+import { loadConfig } from "../../../src/config";
+import { IdempotencyKeyReused, NotFound, StatusConflict } from "../../../src/errors";
+import { payoutService } from "../../../src/payouts/service";
+import { testDatabase } from "../../kit/db";
+import { moveTo } from "../../kit/fixtures";
+import { quiet as log } from "../../kit/log";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -3,14 +3,16 @@
 // in small batches, one purger at a time, from the created_at index, never waiting on a locked key.
 import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { loadConfig } from "../../src/config";
-import { purgeExpiredKeys } from "../../src/payouts/key-retention";
-import { validBody } from "../fixtures";
-import { eventually, testApi, testDatabase } from "../helpers";
-import { killSpawned, spawnRole } from "../ops/processes";
+import { loadConfig } from "../../../src/config";
+import { purgeExpiredKeys } from "../../../src/payouts/key-retention";
+import { testApi } from "../../kit/api";
+import { databaseUrl, testDatabase } from "../../kit/db";
+import { validBody } from "../../kit/fixtures";
+import { killSpawned, spawnRole } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
-const raw = postgres(process.env.DATABASE_URL as string, { max: 3, onnotice: () => {} });
+const raw = postgres(databaseUrl, { max: 3, onnotice: () => {} });
 afterAll(async () => {
   await killSpawned();
   await raw.end();

@@ -2,9 +2,10 @@
 // rules (SSRF included), and every bad request a 400 problem+json that changes nothing.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { EVENT_TYPES } from "../../src/events/model";
-import { expectProblem, expectValidationProblem, query } from "../fixtures";
-import { resetDatabase, testApi, testDatabase } from "../helpers";
+import { EVENT_TYPES } from "../../../src/events/model";
+import { testApi } from "../../kit/api";
+import { resetDatabase, testDatabase } from "../../kit/db";
+import { expectProblem, expectValidationProblem, query } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());

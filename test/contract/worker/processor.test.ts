@@ -1,14 +1,16 @@
 // The processor on the real database, with a gateway whose every answer the test gives: the
 // interleavings that timing alone would rarely produce.
 import { afterAll, beforeEach, expect, test } from "bun:test";
-import { systemClock } from "../../src/clock";
-import { simulatedGatewayPayments } from "../../src/db/schema";
-import { type PayoutGateway, type PayRequest, TemporaryGatewayError } from "../../src/gateway/port";
-import { simulatedGateway } from "../../src/gateway/simulated";
-import { createProcessor } from "../../src/worker/processor";
-import type { RetryPolicy } from "../../src/worker/retry-policy";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
-import { insertPayout, ledger, quiet as log, payout } from "../processing/harness";
+import { systemClock } from "../../../src/clock";
+import { simulatedGatewayPayments } from "../../../src/db/schema";
+import { type PayoutGateway, type PayRequest, TemporaryGatewayError } from "../../../src/gateway/port";
+import { simulatedGateway } from "../../../src/gateway/simulated";
+import { createProcessor } from "../../../src/worker/processor";
+import type { RetryPolicy } from "../../../src/worker/retry-policy";
+import { resetDatabase, testDatabase } from "../../kit/db";
+import { insertPayout, ledger, payout } from "../../kit/fixtures";
+import { quiet as log } from "../../kit/log";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 beforeEach(() => resetDatabase(database));

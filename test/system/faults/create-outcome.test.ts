@@ -3,10 +3,12 @@
 // statement until its deadline has passed.
 import { afterEach, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
-import { connectPostgres, type Database } from "../../src/db/client";
-import { idempotencyKeys, payouts } from "../../src/db/schema";
-import { eventually, testApi, testDatabase } from "../helpers";
-import { startTcpProxy, type TcpProxy } from "./tcp-proxy";
+import { connectPostgres, type Database } from "../../../src/db/client";
+import { idempotencyKeys, payouts } from "../../../src/db/schema";
+import { testApi } from "../../kit/api";
+import { databaseUrl, testDatabase } from "../../kit/db";
+import { startTcpProxy, type TcpProxy } from "../../kit/proxy";
+import { eventually } from "../../kit/wait";
 
 const direct = testDatabase(2);
 const body = (comment: string) => ({ amount: "10.00", currency: "EUR", recipient_details: "DE89 3704", comment });
@@ -25,7 +27,7 @@ afterEach(async () => {
  * a lost reply would hold up before the statement ever ran).
  */
 async function apiThroughProxy() {
-  const target = new URL(process.env.DATABASE_URL as string);
+  const target = new URL(databaseUrl);
   proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
   const url = new URL(target);
   url.hostname = "127.0.0.1";

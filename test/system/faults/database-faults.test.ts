@@ -4,11 +4,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { sql } from "drizzle-orm";
-import { resultRows } from "../../src/db/client";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
-import { freePort } from "../ops/processes";
-import { type Broker, openBroker, spawnRole, spawnWorker, stopEverything } from "../processing/harness";
-import { startTcpProxy, type TcpProxy } from "./tcp-proxy";
+import { resultRows } from "../../../src/db/client";
+import { type Broker, openBroker } from "../../kit/broker";
+import { databaseUrl, resetDatabase, testDatabase } from "../../kit/db";
+import { freePort, spawnRole, stopEverything } from "../../kit/processes";
+import { startTcpProxy, type TcpProxy } from "../../kit/proxy";
+import { eventually } from "../../kit/wait";
+import { spawnWorker } from "../processing/harness";
 
 // The contract's bound. The service's own budget is 1.5 s (src/payouts/service.ts): the rest is
 // left to the scheduling of a loaded two-core machine.
@@ -41,12 +43,12 @@ afterAll(async () => {
 async function startService() {
   await broker.purge();
   await resetDatabase(database);
-  const target = new URL(process.env.DATABASE_URL as string);
+  const target = new URL(databaseUrl);
   proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
   const proxied = new URL(target);
   proxied.hostname = "127.0.0.1";
   proxied.port = String(proxy.port);
-  const port = await freePort();
+  const port = freePort();
   base = `http://127.0.0.1:${port}`;
   const env = {
     DATABASE_URL: proxied.toString(),

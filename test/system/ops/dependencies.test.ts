@@ -1,20 +1,20 @@
 // Dependencies that are not up yet: migrate waits for PostgreSQL (MIGRATE_WAIT_MS) and says so once
 // per attempt; api and worker start without PostgreSQL and RabbitMQ, report not ready, and serve
-// once both come up (through a forwarder the test starts late).
+// once both come up (through a proxy the test starts late).
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
-import { migrationsFolder } from "../../src/db/migrate";
-import { createAndAwaitCompleted, eventually } from "../helpers";
-import { freePort, killSpawned, runMain, spawnRole } from "./processes";
-import { forward } from "./tcp-forward";
+import { migrationsFolder } from "../../../src/db/migrate";
+import { amqpUrl } from "../../kit/broker";
+import { databaseUrl } from "../../kit/db";
+import { createAndAwaitCompleted, freePort, killSpawned, runMain, spawnRole, startMain } from "../../kit/processes";
+import { startTcpProxy } from "../../kit/proxy";
+import { eventually } from "../../kit/wait";
 
 const journal = JSON.parse(readFileSync(join(migrationsFolder(), "meta", "_journal.json"), "utf8")) as {
   entries: unknown[];
 };
-const databaseUrl = process.env.DATABASE_URL as string;
-const amqpUrl = process.env.AMQP_URL as string;
 const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
 const fresh = `${new URL(databaseUrl).pathname.slice(1)}_late`;
 const closers: (() => Promise<void>)[] = [];
@@ -37,7 +37,7 @@ const atPort = (url: string, port: number, pathname?: string) => {
 const json = (line: string) => JSON.parse(line) as Record<string, unknown>;
 
 test("migrate retries with one line per attempt, then exits 1 with one line when the database never comes", async () => {
-  const port = await freePort();
+  const port = freePort();
   const { exitCode, stdout, stderr } = await runMain(["--role=migrate"], {
     DATABASE_URL: atPort(databaseUrl, port),
     MIGRATE_WAIT_MS: "1500",
@@ -63,17 +63,18 @@ test("migrate retries with one line per attempt, then exits 1 with one line when
 
 test("migrate waits for a database that comes up later and applies every migration", async () => {
   await admin.unsafe(`CREATE DATABASE "${fresh}"`);
-  const port = await freePort();
+  const port = freePort();
   const pgPort = Number(new URL(databaseUrl).port || 5432);
-  const running = runMain(["--role=migrate"], {
+  const running = startMain(["--role=migrate"], {
     DATABASE_URL: atPort(databaseUrl, port, `/${fresh}`),
     MIGRATE_WAIT_MS: "30000",
     LOG_LEVEL: "info",
   });
-  await Bun.sleep(1000);
-  const forwarder = await forward(port, pgPort);
-  closers.push(forwarder.close);
-  const { exitCode, stdout, stderr } = await running;
+  // The database comes up only once migrate has said it waits for it.
+  await running.line((line) => line.includes("database not reachable yet; retrying"));
+  const forwarder = startTcpProxy("127.0.0.1", pgPort, port);
+  closers.push(async () => forwarder.stop());
+  const { exitCode, stdout, stderr } = await running.done;
   expect(exitCode).toBe(0);
   const lines = [...stdout, ...stderr].map(json);
   expect(lines.filter((l) => l.msg === "database not reachable yet; retrying").length).toBeGreaterThanOrEqual(1);
@@ -105,7 +106,7 @@ test("a failure that waiting cannot mend (no such database) is final: one line, 
 }, 20_000);
 
 test("api and worker start with PostgreSQL and RabbitMQ down, are not ready, and pay once both come up", async () => {
-  const [pgPort, amqpPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const [pgPort, amqpPort, apiPort] = [freePort(), freePort(), freePort()];
   const env = {
     DATABASE_URL: atPort(databaseUrl, pgPort),
     AMQP_URL: atPort(amqpUrl, amqpPort),
@@ -121,9 +122,12 @@ test("api and worker start with PostgreSQL and RabbitMQ down, are not ready, and
   expect(notReady.status).toBe(503);
   expect(await notReady.json()).toMatchObject({ status: "unavailable", database: "down", broker: "down" });
 
-  const pg = await forward(pgPort, Number(new URL(databaseUrl).port || 5432));
-  const mq = await forward(amqpPort, Number(new URL(amqpUrl).port || 5672));
-  closers.push(pg.close, mq.close);
+  const pg = startTcpProxy("127.0.0.1", Number(new URL(databaseUrl).port || 5432), pgPort);
+  const mq = startTcpProxy("127.0.0.1", Number(new URL(amqpUrl).port || 5672), amqpPort);
+  closers.push(
+    async () => pg.stop(),
+    async () => mq.stop(),
+  );
   await eventually(async () => (await fetch(`${base}/health/ready`)).status === 200, 20_000, 200);
   const payout = await createAndAwaitCompleted(
     base,

@@ -5,10 +5,12 @@ import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { eventually } from "../helpers";
-import { freePort, killSpawned } from "./processes";
+import { amqpUrl } from "../../kit/broker";
+import { databaseUrl } from "../../kit/db";
+import { freePort, killSpawned } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
 
-const ROOT = join(import.meta.dir, "..", "..");
+const ROOT = join(import.meta.dir, "..", "..", "..");
 const children: Subprocess[] = [];
 afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
@@ -48,7 +50,7 @@ async function output(child: Subprocess<"ignore", "pipe", "pipe">) {
 }
 
 test("SIGTERM is caught before the api listens, and a SIGTERM at that moment exits 0", async () => {
-  const port = await freePort();
+  const port = freePort();
   const child = start(["--role=api"], { PORT: String(port) });
   // Polled tightly: the handler comes with the first module, long before the api listens.
   while (!catchesSigterm(child.pid)) await Bun.sleep(1);
@@ -64,8 +66,8 @@ test("SIGTERM is caught before the api listens, and a SIGTERM at that moment exi
 }, 20_000);
 
 test("a SIGTERM while migrate waits for the database exits 1 at once: the migrations were not applied", async () => {
-  const port = await freePort();
-  const url = new URL(process.env.DATABASE_URL as string);
+  const port = freePort();
+  const url = new URL(databaseUrl);
   url.port = String(port);
   const child = start(["--role=migrate"], { DATABASE_URL: url.toString(), MIGRATE_WAIT_MS: "60000" });
   await eventually(async () => catchesSigterm(child.pid));
@@ -78,8 +80,8 @@ test("a SIGTERM while migrate waits for the database exits 1 at once: the migrat
 }, 20_000);
 
 test("a SIGTERM to a worker still waiting for RabbitMQ exits 0", async () => {
-  const port = await freePort();
-  const url = new URL(process.env.AMQP_URL as string);
+  const port = freePort();
+  const url = new URL(amqpUrl);
   url.port = String(port);
   const child = start(["--role=worker"], { AMQP_URL: url.toString(), WORKER_THREADS: "1" });
   const stdout = child.stdout.getReader();

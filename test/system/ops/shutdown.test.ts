@@ -1,11 +1,13 @@
 // SIGTERM on the api role: it stops accepting, finishes the request in flight, closes and exits 0.
 import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { eventually, testApi, testDatabase } from "../helpers";
-import { freePort, killSpawned, spawnRole } from "./processes";
+import { testApi } from "../../kit/api";
+import { databaseUrl, testDatabase } from "../../kit/db";
+import { freePort, killSpawned, spawnRole } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
-const locker = postgres(process.env.DATABASE_URL as string, { max: 2, onnotice: () => {} });
+const locker = postgres(databaseUrl, { max: 2, onnotice: () => {} });
 
 afterAll(async () => {
   await killSpawned();
@@ -18,7 +20,7 @@ test("SIGTERM while a request is in flight: the request gets its normal response
   const created = await request("POST", "/api/payouts/", { amount: "9.99", currency: "RUB", recipient_details: "x" });
   const id = created.body.id as string;
 
-  const port = await freePort();
+  const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   const api = spawnRole("api", { PORT: `${port}` });
   await eventually(

@@ -1,20 +1,24 @@
 // The worker role's own /metrics on METRICS_PORT: its threads' counts and in-flight payouts, summed;
 // and its /health there, which the image's healthcheck asks for this role.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { containerArgs, roleIsHealthy } from "../../src/api/healthcheck";
-import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
-import { retryDelays } from "../../src/worker/retry-policy";
-import { eventually, log, testApi, testDatabase } from "../helpers";
-import { freePort, killSpawned, sample, spawnRole } from "./processes";
+import { containerArgs, roleIsHealthy } from "../../../src/api/healthcheck";
+import { rabbitPublisher } from "../../../src/queue/rabbitmq/publisher";
+import { retryDelays } from "../../../src/worker/retry-policy";
+import { sample, testApi } from "../../kit/api";
+import { amqpUrl } from "../../kit/broker";
+import { testDatabase } from "../../kit/db";
+import { quiet as log } from "../../kit/log";
+import { freePort, killSpawned, spawnRole } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 const PROCESSING = { maxAttempts: 5, retryBaseDelayMs: 1000, taskTimeLimitMs: 60_000 };
-const publisher = rabbitPublisher(process.env.AMQP_URL as string, retryDelays(PROCESSING), log);
+const publisher = rabbitPublisher(amqpUrl, retryDelays(PROCESSING), log);
 let metricsUrl: string;
 let metricsPort: number;
 
 beforeAll(async () => {
-  const port = await freePort();
+  const port = freePort();
   metricsPort = port;
   metricsUrl = `http://127.0.0.1:${port}/metrics`;
   spawnRole("worker", {
@@ -105,11 +109,11 @@ test("the worker's /health is 200 while all WORKER_THREADS threads run", async (
 });
 
 test("--healthcheck asks the worker's /health on METRICS_PORT, and the api's /health/ready on PORT", async () => {
-  const config = { host: "0.0.0.0", port: await freePort(), metricsPort };
+  const config = { host: "0.0.0.0", port: freePort(), metricsPort };
   expect(await roleIsHealthy("worker", config)).toBe(true);
   // Nothing listens on PORT here: the api check must not pass on the worker's port.
   expect(await roleIsHealthy("api", config)).toBe(false);
-  expect(await roleIsHealthy("worker", { ...config, metricsPort: await freePort() })).toBe(false);
+  expect(await roleIsHealthy("worker", { ...config, metricsPort: freePort() })).toBe(false);
 });
 
 test("the container's role is read from PID 1's command line", async () => {

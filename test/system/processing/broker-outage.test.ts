@@ -2,21 +2,12 @@
 // (`--role=api`) goes through the proxy and the worker, in this process, consumes from the real
 // broker and runs no relay: only the api can publish.
 import { expect, test } from "bun:test";
-import { QUEUE } from "../../src/queue/rabbitmq/topology";
-import { eventually } from "../helpers";
-import {
-  freePort,
-  inOutbox,
-  ledger,
-  payout,
-  processingFixtures,
-  reaches,
-  spawnRole,
-  spawnWorker,
-  startApi,
-  startBrokerProxy,
-  startWorker,
-} from "./harness";
+import { QUEUE } from "../../../src/queue/rabbitmq/topology";
+import { startBrokerProxy } from "../../kit/broker";
+import { inOutbox, ledger, payout, reaches } from "../../kit/fixtures";
+import { freePort, spawnRole } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, spawnWorker, startApi, startWorker } from "./harness";
 
 const fixtures = processingFixtures();
 const { database } = fixtures;
@@ -49,7 +40,7 @@ async function startApiProcess(amqpUrl: string) {
 
 test("RabbitMQ unreachable from the start: the api answers 201, and the relay publishes the payout once the broker is back", async () => {
   const proxy = startBrokerProxy();
-  proxy.down();
+  proxy.refuse();
   const api = await startApiProcess(proxy.url);
   await startWorker(fixtures.broker);
 
@@ -63,7 +54,7 @@ test("RabbitMQ unreachable from the start: the api answers 201, and the relay pu
   expect(stored.status).toBe("NEW");
   expect(await inOutbox(database, created.id)).toBe(true);
 
-  proxy.up();
+  proxy.heal();
   await eventually(async () => (await api.broker()) === "up", 20_000);
   await reaches(database, created.id, "COMPLETED", 30_000);
   expect(await inOutbox(database, created.id)).toBe(false);
@@ -78,12 +69,12 @@ test("RabbitMQ lost while the api runs: payouts created during the outage get 20
   const before = await api.create();
   await reaches(database, before.id, "COMPLETED");
 
-  proxy.down();
+  proxy.refuse();
   await eventually(async () => (await api.broker()) === "down");
   const during = await Promise.all([api.create(), api.create(), api.create()]);
   for (const created of during) expect(created.status).toBe(201);
 
-  proxy.up();
+  proxy.heal();
   for (const { id } of during) {
     await reaches(database, id, "COMPLETED", 30_000);
     expect(await ledger(database, id)).toEqual({ payments: 1, calls: 1 });
@@ -98,11 +89,11 @@ test("a worker that loses RabbitMQ mid-payout reconnects, subscribes again, and 
   const inFlight = await api.create();
   await eventually(async () => (await ledger(database, inFlight)).payments === 1);
 
-  proxy.down();
+  proxy.refuse();
   // The broker saw the worker go: the unacked message is back in the queue.
   await eventually(async () => (await fixtures.broker.depth(QUEUE)).consumers === 0);
   const meanwhile = await api.create();
-  proxy.up();
+  proxy.heal();
 
   for (const id of [inFlight, meanwhile]) {
     const done = await reaches(database, id, "COMPLETED", 30_000);

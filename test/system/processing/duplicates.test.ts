@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { drained, ledger, payout, processingFixtures, reaches, startApi, startWorker } from "./harness";
+import { ledger, payout, reaches } from "../../kit/fixtures";
+import { drained, processingFixtures, startApi, startWorker } from "./harness";
 
 const fixtures = processingFixtures();
 const { database } = fixtures;

@@ -1,9 +1,11 @@
 // `bun src/main.ts` (role all) with DATABASE_URL and without AMQP_URL: the in-process queue, which
 // keeps nothing across a restart, so start-up recovers what a previous run left unfinished.
 import { afterAll, afterEach, beforeEach, expect, test } from "bun:test";
-import { simulatedGatewayPayments } from "../../src/db/schema";
-import { eventually, resetDatabase, testDatabase } from "../helpers";
-import { freePort, insertPayout, ledger, payout, reaches, spawnRole, stopEverything } from "./harness";
+import { simulatedGatewayPayments } from "../../../src/db/schema";
+import { resetDatabase, testDatabase } from "../../kit/db";
+import { insertPayout, ledger, payout, reaches } from "../../kit/fixtures";
+import { freePort, spawnRole, stopEverything } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 

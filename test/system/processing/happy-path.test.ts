@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
-import { eventually } from "../helpers";
-import { inOutbox, ledger, processingFixtures, reaches, startApi, startWorker } from "./harness";
+import { inOutbox, ledger, reaches } from "../../kit/fixtures";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, startApi, startWorker } from "./harness";
 
 const fixtures = processingFixtures();
 const { database } = fixtures;

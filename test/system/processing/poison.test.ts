@@ -1,7 +1,8 @@
 import { expect, test } from "bun:test";
-import { DEAD_LETTER_QUEUE, QUEUE } from "../../src/queue/rabbitmq/topology";
-import { eventually } from "../helpers";
-import { processingFixtures, reaches, startApi, startWorker } from "./harness";
+import { DEAD_LETTER_QUEUE, QUEUE } from "../../../src/queue/rabbitmq/topology";
+import { reaches } from "../../kit/fixtures";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, startApi, startWorker } from "./harness";
 
 const fixtures = processingFixtures();
 const { database } = fixtures;

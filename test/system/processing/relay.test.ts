@@ -1,21 +1,11 @@
 // The outbox's relay on the real database and broker: what it publishes, when, and how often.
 import { expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { payoutOutbox } from "../../src/db/schema";
-import { QUEUE } from "../../src/queue/rabbitmq/topology";
-import { eventually } from "../helpers";
-import {
-  inOutbox,
-  insertPayout,
-  ledger,
-  payout,
-  processingFixtures,
-  reaches,
-  startApi,
-  startOutbox,
-  startPublisher,
-  startWorker,
-} from "./harness";
+import { payoutOutbox } from "../../../src/db/schema";
+import { QUEUE } from "../../../src/queue/rabbitmq/topology";
+import { inOutbox, insertPayout, ledger, payout, reaches } from "../../kit/fixtures";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, startApi, startOutbox, startPublisher, startWorker } from "./harness";
 
 const fixtures = processingFixtures(10);
 const { database } = fixtures;

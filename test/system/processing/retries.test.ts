@@ -1,8 +1,9 @@
 import { expect, test } from "bun:test";
 import { inArray } from "drizzle-orm";
-import { payouts } from "../../src/db/schema";
-import { eventually } from "../helpers";
-import { ledger, processingFixtures, reaches, spawnWorker, startApi, startWorker } from "./harness";
+import { payouts } from "../../../src/db/schema";
+import { ledger, reaches } from "../../kit/fixtures";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, spawnWorker, startApi, startWorker } from "./harness";
 
 const fixtures = processingFixtures();
 const { database } = fixtures;

@@ -1,9 +1,10 @@
 // The worker role as it runs in production: `bun src/main.ts --role=worker`, killed and stopped.
 import { expect, test } from "bun:test";
 import { inArray } from "drizzle-orm";
-import { payouts } from "../../src/db/schema";
-import { eventually } from "../helpers";
-import { countByStatus, ledger, payout, processingFixtures, reaches, spawnWorker, startApi } from "./harness";
+import { payouts } from "../../../src/db/schema";
+import { countByStatus, ledger, payout, reaches } from "../../kit/fixtures";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, spawnWorker, startApi } from "./harness";
 
 const fixtures = processingFixtures();
 const { database } = fixtures;

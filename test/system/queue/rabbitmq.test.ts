@@ -1,21 +1,16 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import amqp from "amqplib";
-import { createLogger } from "../../src/log";
-import type { Delivery } from "../../src/queue/port";
-import { parseMessage, rabbitConsumer } from "../../src/queue/rabbitmq/consumer";
-import { rabbitPublisher } from "../../src/queue/rabbitmq/publisher";
-import { declareTopology, QUEUE, retryQueue } from "../../src/queue/rabbitmq/topology";
-import { retryDelays } from "../../src/worker/retry-policy";
-import { eventually } from "../helpers";
-import {
-  amqpUrl,
-  type Broker,
-  quiet as log,
-  onCleanup,
-  openBroker,
-  startBrokerProxy,
-  stopEverything,
-} from "../processing/harness";
+import { createLogger } from "../../../src/log";
+import type { Delivery } from "../../../src/queue/port";
+import { parseMessage, rabbitConsumer } from "../../../src/queue/rabbitmq/consumer";
+import { rabbitPublisher } from "../../../src/queue/rabbitmq/publisher";
+import { declareTopology, QUEUE, retryQueue } from "../../../src/queue/rabbitmq/topology";
+import { retryDelays } from "../../../src/worker/retry-policy";
+import { amqpUrl, type Broker, openBroker, startBrokerProxy } from "../../kit/broker";
+import { onCleanup } from "../../kit/cleanup";
+import { quiet as log } from "../../kit/log";
+import { stopEverything } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
 
 /** A logger that keeps every line (debug included), parsed. */
 function capture() {
@@ -66,14 +61,14 @@ describe("the consumer's connection", () => {
 
   test("the topology for the largest MAX_ATTEMPTS is one RabbitMQ accepts", async () => {
     const delays = retryDelays({ maxAttempts: 100, retryBaseDelayMs: 1000, taskTimeLimitMs: 1 });
-    const connection = await amqp.connect(amqpUrl());
+    const connection = await amqp.connect(amqpUrl);
     onCleanup(() => connection.close());
     await declareTopology(await connection.createConfirmChannel(), delays);
   });
 
   test("a consumer closed before it connected never subscribes", async () => {
     const { lines, log: captured } = capture();
-    const consumer = rabbitConsumer(amqpUrl(), options, captured);
+    const consumer = rabbitConsumer(amqpUrl, options, captured);
     onCleanup(() => consumer.close());
     const handled: Delivery[] = [];
     await consumer.start(async (delivery) => {
@@ -84,7 +79,7 @@ describe("the consumer's connection", () => {
     // The connection it was opening arrives after the close, and is closed at once, unused.
     await eventually(async () => lines.some((l) => l.msg === "connected after close; the connection is closed again"));
 
-    const publisher = rabbitPublisher(amqpUrl(), [], log);
+    const publisher = rabbitPublisher(amqpUrl, [], log);
     await publisher.ready(10_000);
     await publisher.publish([{ id: Bun.randomUUIDv7() }]);
     await publisher.close();
@@ -113,7 +108,7 @@ describe("the consumer's connection", () => {
   }, 30_000);
 
   test("a consumer that the broker cancels (its queue deleted) subscribes again", async () => {
-    const consumer = rabbitConsumer(amqpUrl(), options, log);
+    const consumer = rabbitConsumer(amqpUrl, options, log);
     onCleanup(() => consumer.close());
     const handled: string[] = [];
     await consumer.start(async (delivery) => {
@@ -124,7 +119,7 @@ describe("the consumer's connection", () => {
 
     await broker.channel.deleteQueue(QUEUE);
     // Until the consumer declared the queue again, asking about it closes the channel that asks.
-    const probe = await amqp.connect(amqpUrl());
+    const probe = await amqp.connect(amqpUrl);
     probe.on("error", () => {});
     onCleanup(() => probe.close());
     await eventually(async () => {
@@ -135,7 +130,7 @@ describe("the consumer's connection", () => {
       return queue?.consumerCount === 1;
     }, 15_000);
 
-    const publisher = rabbitPublisher(amqpUrl(), [], log);
+    const publisher = rabbitPublisher(amqpUrl, [], log);
     await publisher.ready(10_000);
     const id = Bun.randomUUIDv7();
     await publisher.publish([{ id }]);
@@ -146,7 +141,7 @@ describe("the consumer's connection", () => {
 
   test("a message whose handler threw waits out a retry delay and comes back for takeover, without a requeue", async () => {
     const delay = 200;
-    const consumer = rabbitConsumer(amqpUrl(), { ...options, retryDelays: [delay] }, log);
+    const consumer = rabbitConsumer(amqpUrl, { ...options, retryDelays: [delay] }, log);
     onCleanup(() => consumer.close());
     const seen: Delivery[] = [];
     await consumer.start(async (delivery) => {
@@ -156,7 +151,7 @@ describe("the consumer's connection", () => {
     });
     await eventually(async () => (await broker.depth(QUEUE)).consumers === 1);
 
-    const publisher = rabbitPublisher(amqpUrl(), [delay], log);
+    const publisher = rabbitPublisher(amqpUrl, [delay], log);
     await publisher.ready(10_000);
     const id = Bun.randomUUIDv7();
     await publisher.publish([{ id }]);
@@ -174,7 +169,7 @@ describe("the consumer's connection", () => {
   }, 30_000);
 
   test("a publish to a queue deleted under a live connection fails instead of vanishing, and the next one lands", async () => {
-    const publisher = rabbitPublisher(amqpUrl(), [], log);
+    const publisher = rabbitPublisher(amqpUrl, [], log);
     onCleanup(() => publisher.close());
     await publisher.ready(10_000);
     await broker.channel.deleteQueue(QUEUE);

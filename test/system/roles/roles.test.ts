@@ -4,11 +4,12 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createAndAwaitCompleted, eventually } from "../helpers";
+import { createAndAwaitCompleted, freePort } from "../../kit/processes";
+import { eventually } from "../../kit/wait";
 
-const ROOT = join(import.meta.dir, "..", "..");
+const ROOT = join(import.meta.dir, "..", "..", "..");
 
-/** The test's environment without the two service URLs that test/setup.ts sets. */
+/** The test's environment without the two service URLs that the kit sets (test/kit/db.ts, broker.ts). */
 function envWithout(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
@@ -104,9 +105,7 @@ describe("the embedded default", () => {
   test(
     "with no DATABASE_URL and no AMQP_URL a payout is created and processed to COMPLETED",
     async () => {
-      const free = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-      const port = free.port;
-      free.stop(true);
+      const port = freePort();
       const started = Bun.spawn(["bun", "src/main.ts"], {
         cwd: ROOT,
         env: envWithout({

@@ -3,13 +3,15 @@
 // contract says. The delivery loop runs in this process on the run's PostgreSQL.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { type SQL, sql } from "drizzle-orm";
-import { type Clock, systemClock } from "../../src/clock";
-import { createLogger } from "../../src/log";
-import { registry } from "../../src/metrics";
-import { type DeliveryOptions, startDeliveries } from "../../src/webhooks/delivery";
-import { createPayout, query } from "../fixtures";
-import { eventually, resetDatabase, testApi, testDatabase } from "../helpers";
-import { type Answer, startReceiver } from "./receiver";
+import { type Clock, systemClock } from "../../../src/clock";
+import { createLogger } from "../../../src/log";
+import { registry } from "../../../src/metrics";
+import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery";
+import { testApi } from "../../kit/api";
+import { resetDatabase, testDatabase } from "../../kit/db";
+import { createPayout, query } from "../../kit/fixtures";
+import { type Answer, startReceiver } from "../../kit/receiver";
+import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 afterAll(() => database.close());

@@ -3,9 +3,11 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eventually } from "../helpers";
-import { freePort, onCleanup, processingFixtures, spawnRole, spawnWorker } from "../processing/harness";
-import { startReceiver } from "./receiver";
+import { onCleanup } from "../../kit/cleanup";
+import { freePort, spawnRole } from "../../kit/processes";
+import { startReceiver } from "../../kit/receiver";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, spawnWorker } from "../processing/harness";
 
 const fixtures = processingFixtures();
 const WEBHOOKS = { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true", GATEWAY_LATENCY_MS: "0" };

@@ -2,10 +2,12 @@
 // loses none: its leases expire and the next worker delivers what was in flight.
 import { expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { query } from "../fixtures";
-import { eventually, testApi } from "../helpers";
-import { onCleanup, processingFixtures, spawnWorker } from "../processing/harness";
-import { startReceiver } from "./receiver";
+import { testApi } from "../../kit/api";
+import { onCleanup } from "../../kit/cleanup";
+import { query } from "../../kit/fixtures";
+import { startReceiver } from "../../kit/receiver";
+import { eventually } from "../../kit/wait";
+import { processingFixtures, spawnWorker } from "../processing/harness";
 
 const fixtures = processingFixtures();
 

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { batched } from "../../src/db/batch";
+import { batched } from "../../../src/db/batch";
 
 /** A `run` that records each batch it was given and answers after `delayMs`. */
 function recorder(delayMs = 5, fail?: (inputs: number[]) => boolean) {

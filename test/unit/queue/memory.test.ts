@@ -1,8 +1,8 @@
 import { expect, test } from "bun:test";
-import { memoryQueue } from "../../src/queue/memory";
-import type { Delivery, HandlerResult } from "../../src/queue/port";
-import { eventually } from "../helpers";
-import { quiet as log } from "../processing/harness";
+import { memoryQueue } from "../../../src/queue/memory";
+import type { Delivery, HandlerResult } from "../../../src/queue/port";
+import { quiet as log } from "../../kit/log";
+import { eventually } from "../../kit/wait";
 
 const id = (n: number) => `0193b6c2-5f1e-7c3a-9a51-${String(n).padStart(12, "0")}`;
 

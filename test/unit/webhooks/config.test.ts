@@ -1,6 +1,6 @@
 // The webhook settings: the contract's defaults, and a wrong value stops the program naming it.
 import { expect, test } from "bun:test";
-import { ConfigError, loadConfig } from "../../src/config";
+import { ConfigError, loadConfig } from "../../../src/config";
 
 test("the webhook settings default to the contract's values", () => {
   expect(loadConfig({})).toMatchObject({

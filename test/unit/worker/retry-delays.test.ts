@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { retryDelayMs, retryDelays } from "../../src/worker/retry-policy";
+import { retryDelayMs, retryDelays } from "../../../src/worker/retry-policy";
 
 test("the delay before attempt n + 1 doubles from RETRY_BASE_DELAY_MS", () => {
   expect([1, 2, 3, 4].map((attempt) => retryDelayMs(1000, attempt))).toEqual([1000, 2000, 4000, 8000]);

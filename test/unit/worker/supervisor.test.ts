@@ -2,9 +2,9 @@ import { expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startWorkerThreads } from "../../src/worker/supervisor";
-import { eventually } from "../helpers";
-import { quiet as log } from "../processing/harness";
+import { startWorkerThreads } from "../../../src/worker/supervisor";
+import { quiet as log } from "../../kit/log";
+import { eventually } from "../../kit/wait";
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).href;
 
