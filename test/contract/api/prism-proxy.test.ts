@@ -63,10 +63,11 @@ beforeAll(async () => {
       if (prism?.exitCode !== null) throw new Error(`prism exited: ${prismLog}${await prism?.stderr.text()}`);
       return prismLog.match(/Prism is listening on (http:\/\/\S+)/)?.[1];
     },
-    20_000,
+    // Node and Prism take seconds to start, over 20 s on a loaded machine.
+    60_000,
     20,
   );
-}, 30_000);
+}, 90_000);
 
 afterAll(async () => {
   prism?.kill();

@@ -1,7 +1,7 @@
 // The worker role's own /metrics on METRICS_PORT: its threads' counts and in-flight payouts, summed;
 // and its /health there, which the image's healthcheck asks for this role.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { containerArgs, roleIsHealthy } from "../../../src/api/healthcheck";
+import { roleIsHealthy } from "../../../src/api/healthcheck";
 import { rabbitPublisher } from "../../../src/queue/rabbitmq/publisher";
 import { retryDelays } from "../../../src/worker/retry-policy";
 import { sample, testApi } from "../../kit/api";
@@ -114,11 +114,4 @@ test("--healthcheck asks the worker's /health on METRICS_PORT, and the api's /he
   // Nothing listens on PORT here: the api check must not pass on the worker's port.
   expect(await roleIsHealthy("api", config)).toBe(false);
   expect(await roleIsHealthy("worker", { ...config, metricsPort: freePort() })).toBe(false);
-});
-
-test("the container's role is read from PID 1's command line", async () => {
-  const file = `${process.env.TMPDIR ?? "/tmp"}/payouts-cmdline-${process.pid}`;
-  await Bun.write(file, ["/sbin/docker-init", "--", "/app/payouts", "--role=worker", ""].join("\0"));
-  expect(containerArgs(file)).toContain("--role=worker");
-  expect(containerArgs(`${file}-absent`)).toEqual([]);
 });

@@ -93,8 +93,11 @@ describe("every event of every path arrives, signed, equal to the history", () =
     );
     const loop = deliver();
 
-    await eventually(async () => r.received.length >= 10);
-    await Bun.sleep(200);
+    // Every delivery done: the loop has nothing left to send, so nothing more can arrive.
+    await eventually(async () => {
+      const rows = await deliveriesOf(e.id);
+      return rows.length === 10 && rows.every((d) => d.status === "succeeded");
+    });
     expect(r.received).toHaveLength(10);
     expect(r.received.every((got) => got.verified[0] === true)).toBe(true);
     expect(r.received.every((got) => got.id === got.event.id)).toBe(true);
@@ -141,14 +144,20 @@ describe("every event of every path arrives, signed, equal to the history", () =
   test("an endpoint gets only the event types it subscribed to", async () => {
     const all = receiver();
     const some = receiver();
-    all.secrets.push((await endpoint(all.url)).secret);
-    some.secrets.push((await endpoint(some.url, { event_types: ["payout.completed"] })).secret);
+    const allEndpoint = await endpoint(all.url);
+    const someEndpoint = await endpoint(some.url, { event_types: ["payout.completed"] });
+    all.secrets.push(allEndpoint.secret);
+    some.secrets.push(someEndpoint.secret);
     const id = (await createPayout(api)).id;
     await run(sql`UPDATE payouts SET status = 'PROCESSING', attempts = 1 WHERE id = ${id}`);
     await run(sql`UPDATE payouts SET status = 'COMPLETED', processed_at = now() WHERE id = ${id}`);
     deliver();
-    await eventually(async () => all.received.length >= 3 && some.received.length >= 1);
-    await Bun.sleep(200);
+    // Every delivery of both done: nothing is left for the loop to send to either.
+    const done = async (id: string, count: number) => {
+      const rows = await deliveriesOf(id);
+      return rows.length === count && rows.every((d) => d.status === "succeeded");
+    };
+    await eventually(async () => (await done(allEndpoint.id, 3)) && (await done(someEndpoint.id, 1)));
     expect(some.received.map((got) => [got.event.type, got.verified[0]])).toEqual([["payout.completed", true]]);
   });
 
@@ -167,9 +176,12 @@ describe("every event of every path arrives, signed, equal to the history", () =
     const after = (await createPayout(api)).id;
     deliver();
     await eventually(async () => live.received.length >= 1 && late.received.length >= 1);
-    await Bun.sleep(300);
-    expect(live.received.map((got) => got.event.payout_id)).toEqual([after]);
-    expect(late.received.map((got) => got.event.payout_id)).toEqual([after]);
+    // A later event, delivered: the loop's passes that sent it also saw the disabled endpoint's
+    // older pending delivery, and whatever was owed to the deleted one.
+    const later = (await createPayout(api)).id;
+    await eventually(async () => live.received.length >= 2 && late.received.length >= 2);
+    expect(live.received.map((got) => got.event.payout_id)).toEqual([after, later]);
+    expect(late.received.map((got) => got.event.payout_id)).toEqual([after, later]);
     expect(deleted.received).toEqual([]);
     // The disabled endpoint's delivery of the early event waits; nothing new was even recorded.
     expect(disabled.received).toEqual([]);
@@ -360,11 +372,11 @@ test("while payouts are in flight, deliveries yield: at most WEBHOOK_BUSY_RATE a
     systemClock,
     () => payoutsInFlight,
   );
-  await Bun.sleep(1000);
-  // 20 a second, in steps of 2 every 100 ms: about 20 in the second, never a slotful at once.
-  const whileBusy = attempts().length;
-  expect(whileBusy).toBeGreaterThanOrEqual(10);
-  expect(whileBusy).toBeLessThanOrEqual(30);
+  // 20 a second, in steps of 2 every 100 ms: the first 20 arrive over about 900 ms, never a
+  // slotful (32) at once.
+  await eventually(async () => r.received.length >= 20, 10_000);
+  const arrivals = r.received.map((x) => x.at).sort((x, y) => x - y);
+  expect((arrivals[19] as number) - (arrivals[0] as number)).toBeGreaterThanOrEqual(700);
   payoutsInFlight = 0;
   await eventually(async () => attempts().length === 200, 10_000);
   expect(new Set(r.received.map((x) => x.id)).size).toBe(200);
