@@ -5,6 +5,9 @@ import amqp from "amqplib";
 import { DEAD_LETTER_QUEUE, declareTopology, QUEUE, retryQueue } from "../../src/queue/rabbitmq/topology";
 import { type RetryPolicy, retryDelays } from "../../src/worker/retry-policy";
 import { onCleanup } from "./cleanup";
+// The vhost is made after the database: a run that stops at a failed vhost leaves a finished
+// database for the reaper to drop, never one still being made.
+import "./db";
 import { startTcpProxy } from "./proxy";
 import { drop, dropAtExit, rabbitmqctl } from "./reaper";
 

@@ -10,12 +10,19 @@ export type Made = { database: string } | { vhost: string };
 
 const adminUrl = () => process.env.TEST_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
-/** `rabbitmqctl -q args`: its stderr in the error when it fails. */
-export async function rabbitmqctl(...args: string[]): Promise<void> {
-  const child = Bun.spawn(["rabbitmqctl", "-q", ...args], { stdout: "ignore", stderr: "pipe" });
-  const [exitCode, stderr] = await Promise.all([child.exited, new Response(child.stderr).text()]);
+/** `rabbitmqctl -q args`: its stdout; its stderr in the error when it fails. */
+export async function rabbitmqctlOutput(...args: string[]): Promise<string> {
+  const child = Bun.spawn(["rabbitmqctl", "-q", ...args], { stdout: "pipe", stderr: "pipe" });
+  const [exitCode, stdout, stderr] = await Promise.all([
+    child.exited,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
   if (exitCode !== 0) throw new Error(`rabbitmqctl ${args.join(" ")} exited ${exitCode}: ${stderr.trim()}`);
+  return stdout;
 }
+
+export const rabbitmqctl = async (...args: string[]): Promise<void> => void (await rabbitmqctlOutput(...args));
 
 /** Drops what was made; what is already gone is not an error. */
 export async function drop(made: Made): Promise<void> {

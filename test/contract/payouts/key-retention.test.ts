@@ -7,7 +7,6 @@ import { purgeExpiredKeys } from "../../../src/payouts/key-retention";
 import { testApi } from "../../kit/api";
 import { databaseUrl, testDatabase } from "../../kit/db";
 import { validBody } from "../../kit/fixtures";
-import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 const raw = postgres(databaseUrl, { max: 3, onnotice: () => {} });
