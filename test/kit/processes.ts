@@ -129,7 +129,10 @@ export async function createAndAwaitCompleted(
   }, timeoutMs);
 }
 
-/** For afterAll: SIGTERM every child still running, then SIGKILL what has not exited in `graceMs`. */
+/**
+ * For afterAll (give the hook more than `graceMs`: 30 s): SIGTERM every child still running, then
+ * SIGKILL what has not exited in `graceMs`.
+ */
 export async function killSpawned(graceMs = 10_000): Promise<void> {
   await Promise.all(
     [...spawned].map(async (child) => {

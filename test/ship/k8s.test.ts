@@ -16,7 +16,7 @@ const database = testDatabase(1);
 afterAll(async () => {
   await killSpawned();
   await database.close();
-});
+}, 30_000);
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are whatever YAML holds; the tests check the shape
 type Manifest = any;

@@ -24,7 +24,7 @@ afterAll(async () => {
   for (const close of closers) await close();
   await admin.unsafe(`DROP DATABASE IF EXISTS "${fresh}" WITH (FORCE)`);
   await admin.end();
-});
+}, 30_000);
 
 /** `url` with its port changed. */
 const atPort = (url: string, port: number, pathname?: string) => {

@@ -7,15 +7,14 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { amqpUrl } from "../../kit/broker";
 import { databaseUrl } from "../../kit/db";
-import { freePort, killSpawned } from "../../kit/processes";
-import { eventually } from "../../kit/wait";
+import { freePort, killSpawned, startMain } from "../../kit/processes";
 
 const ROOT = join(import.meta.dir, "..", "..", "..");
 const children: Subprocess[] = [];
 afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
   await killSpawned();
-});
+}, 30_000);
 
 const json = (line: string) => JSON.parse(line) as Record<string, unknown>;
 const lines = (text: string) => text.split("\n").filter(Boolean).map(json);
@@ -69,14 +68,17 @@ test("a SIGTERM while migrate waits for the database exits 1 at once: the migrat
   const port = freePort();
   const url = new URL(databaseUrl);
   url.port = String(port);
-  const child = start(["--role=migrate"], { DATABASE_URL: url.toString(), MIGRATE_WAIT_MS: "60000" });
-  await eventually(async () => catchesSigterm(child.pid));
-  await Bun.sleep(1000);
-  child.kill("SIGTERM");
-  const result = await output(child);
-  expect(result.exitCode).toBe(1);
-  expect(result.stderr.map((l) => l.msg)).toContain("stopped before the migrations were applied");
-  expect(result.stderr.map((l) => l.msg)).toContain("database not reachable yet; retrying");
+  const migrate = startMain(["--role=migrate"], {
+    LOG_LEVEL: "info",
+    DATABASE_URL: url.toString(),
+    MIGRATE_WAIT_MS: "60000",
+  });
+  // Stopped while it waits: once it has said so.
+  await migrate.line((line) => line.includes("database not reachable yet; retrying"));
+  migrate.child.kill("SIGTERM");
+  const { exitCode, stderr } = await migrate.done;
+  expect(exitCode).toBe(1);
+  expect(stderr.map((l) => json(l).msg)).toContain("stopped before the migrations were applied");
 }, 20_000);
 
 test("a SIGTERM to a worker still waiting for RabbitMQ exits 0", async () => {

@@ -13,7 +13,7 @@ afterAll(async () => {
   await killSpawned();
   await locker.end({ timeout: 1 });
   await database.close();
-});
+}, 30_000);
 
 test("SIGTERM while a request is in flight: the request gets its normal response and the process exits 0", async () => {
   const { request } = testApi(database);

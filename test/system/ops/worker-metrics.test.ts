@@ -45,7 +45,7 @@ afterAll(async () => {
   await killSpawned();
   await publisher.close();
   await database.close();
-});
+}, 30_000);
 
 const scrape = async () => {
   const response = await fetch(metricsUrl);

@@ -10,7 +10,7 @@ const raw = postgres(databaseUrl, { max: 1, onnotice: () => {} });
 afterAll(async () => {
   await killSpawned();
   await raw.end();
-});
+}, 30_000);
 
 const run = `${Date.now()}`;
 
