@@ -1,12 +1,14 @@
 // The compiled binary, as the Docker image runs it: built by the package.json build script into a
 // directory of its own, started in each role from a working directory with no project files,
-// against the run's PostgreSQL database and RabbitMQ vhost (test/setup.ts).
+// against the run's PostgreSQL database and RabbitMQ vhost (test/kit/).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { createAndAwaitCompleted, eventually } from "../helpers";
+import { amqpUrl } from "../kit/broker";
+import { createAndAwaitCompleted, freePort } from "../kit/processes";
+import { eventually } from "../kit/wait";
 import { buildBinary } from "./build";
 
 const dir = mkdtempSync(join(tmpdir(), "payouts-binary-"));
@@ -19,13 +21,6 @@ const workerMetricsPort = freePort();
 const api = `http://127.0.0.1:${port}`;
 const running: Subprocess[] = [];
 let consumersBefore = 0;
-
-function freePort(): number {
-  const server = Bun.serve({ port: 0, fetch: () => new Response() });
-  const port = server.port as number;
-  server.stop(true);
-  return port;
-}
 
 function start(args: string[], env: Record<string, string> = {}): Subprocess {
   const child = Bun.spawn([binary, ...args], {
@@ -48,7 +43,7 @@ function run(args: string[], overrides: Record<string, string | undefined> = {})
 
 /** Consumers of the payouts queue in the run's vhost. */
 function payoutsConsumers(): number {
-  const vhost = decodeURIComponent(new URL(process.env.AMQP_URL as string).pathname.slice(1));
+  const vhost = decodeURIComponent(new URL(amqpUrl).pathname.slice(1));
   const result = Bun.spawnSync(["rabbitmqctl", "-q", "list_consumers", "-p", vhost, "queue_name"], { stdout: "pipe" });
   return result.stdout
     .toString()

@@ -7,8 +7,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { loadConfig, ROLES } from "../../src/config";
-import { eventually, testApi, testDatabase } from "../helpers";
-import { freePort, killSpawned, spawnRole } from "../ops/processes";
+import { testApi } from "../kit/api";
+import { testDatabase } from "../kit/db";
+import { freePort, killSpawned, spawnRole } from "../kit/processes";
+import { eventually } from "../kit/wait";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const K8S = join(ROOT, "deploy", "k8s");
@@ -16,7 +18,7 @@ const database = testDatabase(1);
 afterAll(async () => {
   await killSpawned();
   await database.close();
-});
+}, 30_000);
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are whatever YAML holds; the tests check the shape
 type Manifest = any;
@@ -182,7 +184,7 @@ describe("the Kustomize base and the KEDA overlay", () => {
     const c = container(worker);
     expect(c.ports).toEqual([{ name: "metrics", containerPort: loadConfig(configMap.data).metricsPort }]);
     expect(c.livenessProbe.httpGet.port).toBe("metrics");
-    const port = await freePort();
+    const port = freePort();
     spawnRole("worker", { WORKER_THREADS: "1", METRICS_PORT: String(port) });
     const status = await eventually(
       () =>

@@ -9,8 +9,10 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import postgres from "postgres";
-import { createAndAwaitCompleted, eventually } from "../helpers";
-import { freePort } from "../ops/processes";
+import { amqpUrl } from "../kit/broker";
+import { databaseUrl as runDatabaseUrl } from "../kit/db";
+import { createAndAwaitCompleted, freePort } from "../kit/processes";
+import { eventually } from "../kit/wait";
 import { buildBinary } from "./build";
 
 const UID = 65532;
@@ -37,7 +39,7 @@ exec chroot --userspec=${UID}:${UID} "$root" /app/payouts "$@"`;
 describe.skipIf(refused !== undefined)("the binary in a minimal read-only root, as uid 65532 and PID 1", () => {
   const dir = mkdtempSync(join(tmpdir(), "payouts-rootfs-"));
   const root = join(dir, "root");
-  const databaseUrl = new URL(process.env.DATABASE_URL as string);
+  const databaseUrl = new URL(runDatabaseUrl);
   const fresh = `${databaseUrl.pathname.slice(1)}_rootfs`;
   const admin = postgres(databaseUrl.toString(), { max: 1, onnotice: () => {} });
   databaseUrl.pathname = `/${fresh}`;
@@ -58,7 +60,7 @@ describe.skipIf(refused !== undefined)("the binary in a minimal read-only root, 
     }
     chmodSync(root, 0o755);
     await admin.unsafe(`CREATE DATABASE "${fresh}"`);
-    [apiPort, metricsPort] = await Promise.all([freePort(), freePort()]);
+    [apiPort, metricsPort] = [freePort(), freePort()];
   }, 300_000);
 
   afterAll(async () => {
@@ -76,7 +78,7 @@ describe.skipIf(refused !== undefined)("the binary in a minimal read-only root, 
       env: {
         PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
         DATABASE_URL: databaseUrl.toString(),
-        AMQP_URL: process.env.AMQP_URL as string,
+        AMQP_URL: amqpUrl,
         BUN_JSC_forceRAMSize: "134217728",
         BUN_JSC_useFTLJIT: "0",
         LOG_LEVEL: "info",

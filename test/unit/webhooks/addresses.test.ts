@@ -1,0 +1,35 @@
+// Which endpoint URLs are refused as written (no DNS here): the address rules of the webhooks.
+import { expect, test } from "bun:test";
+import { isPublicAddress, NON_PUBLIC, URL_MAX, urlProblem } from "../../../src/webhooks/addresses";
+
+test.each([
+  ["93.184.216.34", true],
+  ["2606:2800:220:1:248:1893:25c8:1946", true],
+  ["127.0.0.1", false],
+  ["10.1.2.3", false],
+  ["172.16.0.1", false],
+  ["192.168.1.1", false],
+  ["169.254.169.254", false],
+  ["0.0.0.0", false],
+  ["::1", false],
+  ["[::1]", false],
+  ["fe80::1", false],
+  ["fc00::1", false],
+  ["::ffff:127.0.0.1", false],
+  ["64:ff9b::a00:1", false],
+  ["not an address", false],
+])("%s is public: %p", (address, expected) => {
+  expect(isPublicAddress(address)).toBe(expected);
+});
+
+test("a URL is refused for its scheme, user information, length or a non-public address, unless allowed", () => {
+  expect(urlProblem("https://93.184.216.34/hooks", false)).toBeUndefined();
+  expect(urlProblem("https://hooks.example.com/payouts", false)).toBeUndefined();
+  expect(urlProblem("ftp://93.184.216.34/", false)).toBe("must be an absolute http or https URL");
+  expect(urlProblem("/hooks", false)).toBe("must be an absolute http or https URL");
+  expect(urlProblem("https://user:pw@93.184.216.34/", false)).toBe("must not contain user information");
+  expect(urlProblem(`https://example.com/${"a".repeat(URL_MAX)}`, false)).toBe(`must be at most ${URL_MAX} characters`);
+  expect(urlProblem("http://127.0.0.1:8080/hooks", false)).toBe(NON_PUBLIC);
+  expect(urlProblem("http://[::1]/hooks", false)).toBe(NON_PUBLIC);
+  expect(urlProblem("http://127.0.0.1:8080/hooks", true)).toBeUndefined();
+});
