@@ -7,6 +7,7 @@ import { type Config, ConfigError, loadConfig, ROLES, type Role } from "./config
 import { connectPostgres, type Database, openPglite } from "./db/client";
 import { DatabaseUnreachable, migratePglite, migrateWhenReachable } from "./db/migrate";
 import { onShutdown, useLogger } from "./lifecycle";
+import { runKeysCommand } from "./keys/cli";
 import { createLogger, type Logger } from "./log";
 import { metricsResponse, registry } from "./metrics";
 import { startKeyPurge } from "./payouts/key-retention";
@@ -142,6 +143,18 @@ async function main() {
       await migrateOrExit(config.databaseUrl as string, config, log);
       log.info("migrations applied");
       process.exit(0);
+      break;
+    }
+    case "keys": {
+      requireUrls(config, role, ["DATABASE_URL"]);
+      // stdout holds the one JSON answer: every log line goes to stderr.
+      const stderrLog = createLogger(config.logLevel, config.logFormat, { role }, (line) => process.stderr.write(line));
+      useLogger(stderrLog);
+      const database = connectPostgres(config.databaseUrl as string, 1, "payouts-keys");
+      const stdout = (text: string) => process.stdout.write(text);
+      const code = await runKeysCommand(Bun.argv.slice(2), { db: database.db, stdout, log: stderrLog });
+      await database.close();
+      process.exit(code);
       break;
     }
     case "api": {
