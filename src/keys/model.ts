@@ -1,6 +1,6 @@
 import { type StaticDecode, Type } from "@sinclair/typebox";
 import { SCOPES } from "../db/schema";
-import { Enum, Timestamp, TrimmedText } from "../payouts/rules";
+import { Enum, Integer, Timestamp, TrimmedText } from "../payouts/rules";
 
 export { SCOPES };
 export type Scope = (typeof SCOPES)[number];
@@ -92,7 +92,7 @@ export type CreateApiKeyInput = StaticDecode<typeof CreateApiKeyBody>;
 export const RollApiKeyBody = Type.Object(
   {
     expires_in_ms: Type.Optional(
-      Type.Integer({
+      Integer({
         minimum: 0,
         maximum: ROLL_OVERLAP_MAX_MS,
         default: ROLL_OVERLAP_DEFAULT_MS,
@@ -102,7 +102,7 @@ export const RollApiKeyBody = Type.Object(
   },
   { additionalProperties: false, examples: [{ expires_in_ms: 3_600_000 }] },
 );
-export type RollApiKeyInput = typeof RollApiKeyBody.static;
+export type RollApiKeyInput = StaticDecode<typeof RollApiKeyBody>;
 
 export const ApiKeyPage = Type.Object({
   results: Type.Array(Type.Unsafe({ $ref: "#/components/schemas/ApiKey" })),

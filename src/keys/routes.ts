@@ -87,6 +87,8 @@ const docs = {
 } as unknown as Record<"create" | "list" | "get" | "roll" | "revoke", DocumentDecoration>;
 
 const isRoll = (path: string) => /\/roll\/?$/.test(path);
+// Bun's server gives a request without Content-Length nor Transfer-Encoding a null body (RFC 9112 6.3).
+const hasNoBody = ({ body, headers }: Request) => body === null || headers.get("content-length") === "0";
 
 /**
  * The keys API (docs: access-control). Needs bearerAuth in front of it: every handler acts for
@@ -96,8 +98,8 @@ export function keyRoutes(service: KeyService) {
   return new Elysia({ name: "keys" })
     .onParse(({ request }) => {
       if (request.method !== "POST") return;
-      // A roll's body is optional: an empty one is the default overlap.
-      if (isRoll(new URL(request.url).pathname) && request.headers.get("content-length") === "0") return {};
+      // A roll's body is optional: none is the default overlap.
+      if (isRoll(new URL(request.url).pathname) && hasNoBody(request)) return {};
       return readJsonBody(request);
     })
     .post(
