@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 
-export const ROLES = ["all", "migrate", "api", "worker"] as const;
+export const ROLES = ["all", "migrate", "api", "worker", "keys"] as const;
 export type Role = (typeof ROLES)[number];
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;

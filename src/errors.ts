@@ -37,3 +37,16 @@ export class IdempotencyKeyReused extends Error {
     super("this Idempotency-Key was first used with a different request body; nothing was created");
   }
 }
+
+/** An authenticated caller lacks the scope an action needs (also: granting a scope it does not hold). */
+export class MissingScope extends Error {
+  constructor(
+    readonly scope: string,
+    reason = "this request needs it",
+  ) {
+    super(`the API key lacks the scope ${scope}: ${reason}`);
+  }
+}
+
+/** An API key's state forbids the change (a key revoking itself, rolling a revoked key). */
+export class KeyConflict extends Error {}

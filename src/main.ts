@@ -6,6 +6,7 @@ import { DatabaseUnreachable, migratePglite, migrateWhenReachable } from "./db/m
 import { createApp } from "./http/app";
 import { containerArgs, roleIsHealthy } from "./http/healthcheck";
 import { pathOf } from "./http/request-log";
+import { runKeysCommand } from "./keys/cli";
 import { compiledBinary } from "./lib/binary";
 import { createLogger, type Logger } from "./lib/log";
 import { metricsResponse, registry } from "./metrics";
@@ -170,6 +171,18 @@ async function main() {
       await migrateOrExit(config.databaseUrl as string, config, log);
       log.info("migrations applied");
       process.exit(0);
+      break;
+    }
+    case "keys": {
+      requireUrls(config, role, ["DATABASE_URL"]);
+      // stdout holds the one JSON answer: every log line goes to stderr.
+      const stderrLog = createLogger(config.logLevel, config.logFormat, { role }, (line) => process.stderr.write(line));
+      useLogger(stderrLog);
+      const database = connectPostgres(config.databaseUrl as string, 1, "payouts-keys");
+      const stdout = (text: string) => process.stdout.write(text);
+      const code = await runKeysCommand(Bun.argv.slice(2), { db: database.db, stdout, log: stderrLog });
+      await database.close();
+      process.exit(code);
       break;
     }
     case "api": {

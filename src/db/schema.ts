@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   boolean,
   check,
+  customType,
   index,
   integer,
   json,
@@ -182,7 +183,63 @@ export const webhookDeliveries = pgTable(
   ],
 );
 
+/**
+ * What an API key may be allowed (docs: access-control). Persisted, so owned here; the keys
+ * feature's model reads it.
+ */
+export const SCOPES = ["payouts:read", "payouts:write", "events:read", "webhooks:manage", "keys:manage"] as const;
+
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => "bytea",
+  // postgres.js answers a Buffer, PGlite a Uint8Array: the code above sees a Buffer either way.
+  fromDriver: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(value)),
+});
+
+/**
+ * API keys (drizzle/0012_api_keys.sql). A row is never deleted: a revoked key keeps its row, so
+ * its id, which events and other keys name as their actor, still resolves. Only the SHA-256 of
+ * each secret is stored; the secret itself is shown once and kept nowhere.
+ */
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    /** UUID v7, also the public part of the key (pk_<id>_<secret>). */
+    id: uuid("id").primaryKey(),
+    name: varchar("name", { length: 255 }).notNull(),
+    scopes: text("scopes").array().notNull(),
+    secretHash: bytea("secret_hash").notNull(),
+    /** The secret before the last roll: it still authenticates until previous_secret_expires_at. */
+    previousSecretHash: bytea("previous_secret_hash"),
+    previousSecretExpiresAt: instant("previous_secret_expires_at"),
+    createdAt: instant("created_at").notNull().defaultNow(),
+    /** The key that created it, or 'bootstrap' (the keys role, the development key). */
+    createdBy: text("created_by").notNull(),
+    expiresAt: instant("expires_at"),
+    /** At most a minute stale: uses are batched in memory (src/keys/service.ts). */
+    lastUsedAt: instant("last_used_at"),
+    rolledAt: instant("rolled_at"),
+    rolledBy: text("rolled_by"),
+    revokedAt: instant("revoked_at"),
+    revokedBy: text("revoked_by"),
+  },
+  (t) => [
+    check(
+      "api_keys_scopes_known",
+      sql`${t.scopes} <@ ${sql.raw(`ARRAY[${SCOPES.map((s) => `'${s}'`).join(", ")}]::text[]`)}`,
+    ),
+    check("api_keys_scopes_not_empty", sql`cardinality(${t.scopes}) > 0`),
+    check("api_keys_secret_hash_sha256", sql`octet_length(${t.secretHash}) = 32`),
+    check(
+      "api_keys_previous_secret_whole",
+      sql`(${t.previousSecretHash} IS NULL) = (${t.previousSecretExpiresAt} IS NULL) AND coalesce(octet_length(${t.previousSecretHash}), 32) = 32`,
+    ),
+    check("api_keys_revoked_whole", sql`(${t.revokedAt} IS NULL) = (${t.revokedBy} IS NULL)`),
+    check("api_keys_rolled_whole", sql`(${t.rolledAt} IS NULL) = (${t.rolledBy} IS NULL)`),
+  ],
+);
+
 export type PayoutRow = typeof payouts.$inferSelect;
 export type PayoutEventRow = typeof payoutEvents.$inferSelect;
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;

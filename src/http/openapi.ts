@@ -60,6 +60,38 @@ const problems: Record<number, { description: string; examples: Examples; header
       },
     },
   },
+  401: {
+    description:
+      "No valid API key: missing, malformed, unknown, wrong, expired or revoked, all answered alike (WWW-Authenticate: Bearer)",
+    headers: {
+      "WWW-Authenticate": {
+        required: true,
+        description: "The scheme to authenticate with",
+        schema: { type: "string", enum: ['Bearer realm="payouts"'] },
+      },
+    },
+    examples: {
+      unauthorized: {
+        summary: "No valid API key",
+        value: problem(401, "unauthorized", "Unauthorized", "a valid API key is required: Authorization: Bearer <key>"),
+      },
+    },
+  },
+  403: {
+    description: "The API key lacks the scope the operation needs; scope names it",
+    examples: {
+      missing_scope: {
+        summary: "Missing scope",
+        value: problem(
+          403,
+          "missing_scope",
+          "Missing scope",
+          "the API key lacks the scope payouts:write: this request needs it",
+          { scope: "payouts:write" },
+        ),
+      },
+    },
+  },
   404: {
     description: "No such payout (also for an id that is not a UUID)",
     examples: {

@@ -1,6 +1,14 @@
 import { Type } from "@sinclair/typebox";
 import { CreateOutcomeUnknownError, isDatabaseUnavailable } from "../db/errors";
-import { type FieldError, IdempotencyKeyReused, NotFound, StatusConflict, ValidationFailed } from "../errors";
+import {
+  type FieldError,
+  IdempotencyKeyReused,
+  KeyConflict,
+  MissingScope,
+  NotFound,
+  StatusConflict,
+  ValidationFailed,
+} from "../errors";
 import { Enum } from "../lib/kinds";
 import type { Logger } from "../lib/log";
 import { STATUSES, type Status } from "../payouts/model";
@@ -16,9 +24,12 @@ export const PROBLEM_CODES = [
   "validation_error",
   "invalid_json",
   "invalid_host",
+  "unauthorized",
+  "missing_scope",
   "not_found",
   "method_not_allowed",
   "status_conflict",
+  "key_conflict",
   "payload_too_large",
   "unsupported_media_type",
   "idempotency_key_reused",
@@ -37,6 +48,7 @@ export type Problem = {
   errors?: FieldError[];
   current_status?: Status;
   payout_id?: string;
+  scope?: string;
 };
 
 /** The problem+json body, for the OpenAPI document. */
@@ -54,6 +66,7 @@ export const ProblemSchema = Type.Object(
         description: "With create_outcome_unknown: the payout to look up once Retry-After has passed.",
       }),
     ),
+    scope: Type.Optional(Type.String({ description: "With missing_scope: the scope the API key lacks." })),
     errors: Type.Optional(
       Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
         description: 'With validation_error: every invalid field, header or query parameter ("" for the whole body).',
@@ -78,8 +91,19 @@ export function problemResponse(problem: Problem, headers: Record<string, string
   });
 }
 
+/**
+ * Every refused credential alike: missing, malformed, unknown, wrong, expired or revoked (the
+ * answer must not tell which ids exist). Sent with WWW-Authenticate: Bearer.
+ */
+export const UNAUTHORIZED: Problem = {
+  status: 401,
+  code: "unauthorized",
+  title: "Unauthorized",
+  detail: "a valid API key is required: Authorization: Bearer <key>",
+};
+
 /** What HTTP says about each error the domain reports. */
-function domainProblem(error: unknown): Problem | undefined {
+export function domainProblem(error: unknown): Problem | undefined {
   if (error instanceof ValidationFailed) {
     return {
       status: 400,
@@ -98,6 +122,12 @@ function domainProblem(error: unknown): Problem | undefined {
       detail: error.message,
       current_status: error.current,
     };
+  }
+  if (error instanceof MissingScope) {
+    return { status: 403, code: "missing_scope", title: "Missing scope", detail: error.message, scope: error.scope };
+  }
+  if (error instanceof KeyConflict) {
+    return { status: 409, code: "key_conflict", title: "The key's state forbids the change", detail: error.message };
   }
   if (error instanceof IdempotencyKeyReused) {
     return { status: 422, code: "idempotency_key_reused", title: "Idempotency key reused", detail: error.message };

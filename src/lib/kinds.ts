@@ -1,5 +1,5 @@
 import { Kind, type SchemaOptions, type TUnsafe, Type, TypeRegistry } from "@sinclair/typebox";
-import { type JsonNumber, parseAmount } from "../payouts/amount";
+import { JsonNumber, parseAmount } from "../payouts/amount";
 
 /*
  * The building blocks of the request schemas in model.ts: TypeBox kinds, each registered once
@@ -16,6 +16,7 @@ import { type JsonNumber, parseAmount } from "../payouts/amount";
  *   neither year 0 nor leap seconds).
  * - Digits: a query parameter's integer is written in decimal digits only (no sign, exponent or
  *   fraction).
+ * - Integer: a body's whole number is judged by the digits written (no fraction, no exponent).
  * - Cursor: one this service issued (see encodeCursor), carrying its list's query parameters.
  * - Uuid: RFC 4122's string form, in either case (some validators also take a urn:uuid: prefix).
  *
@@ -236,3 +237,21 @@ export const Cursor = (options: SchemaOptions = {}) =>
   Type.Transform(Type.Unsafe<string>({ ...options, [Kind]: "Cursor", type: "string" }))
     .Decode((value) => decodeCursor(value) as CursorToken)
     .Encode((token) => encodeCursor(token.position, token.list));
+
+// --- Integer (a body's) -----------------------------------------------------------------------
+
+register("BodyInteger", (schema, value) => {
+  const [min, max] = [schema.minimum as number, schema.maximum as number];
+  // A body's numbers arrive as JsonNumber (parseJsonExact): judged by the digits the client wrote.
+  const source = value instanceof JsonNumber ? value.source : typeof value === "number" ? String(value) : undefined;
+  if (source !== undefined && /^-?\d+$/.test(source) && Number(source) >= min && Number(source) <= max) {
+    return undefined;
+  }
+  return `must be a whole number from ${min} to ${max}`;
+});
+
+/** A whole number in a JSON body, written without fraction or exponent. */
+export const Integer = (options: SchemaOptions & { minimum: number; maximum: number }) =>
+  Type.Transform(Type.Unsafe<number | JsonNumber>({ ...options, [Kind]: "BodyInteger", type: "integer" }))
+    .Decode((value) => Number(value instanceof JsonNumber ? value.source : value))
+    .Encode((value) => value);

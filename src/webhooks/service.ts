@@ -56,7 +56,7 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
   };
 }
 
-function page<R extends { id: string; createdAt: Date }, T, Q extends PageQuery>(
+export function page<R extends { id: string; createdAt: Date }, T, Q extends PageQuery>(
   rows: R[],
   query: Q,
   spec: ListSpec<Q>,

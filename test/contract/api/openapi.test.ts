@@ -135,7 +135,7 @@ describe("the document", () => {
   test("the Problem schema describes the problem+json fields, current_status as an enum", () => {
     const problem = doc.components.schemas.Problem;
     expect(Object.keys(problem.properties).sort()).toEqual(
-      ["type", "title", "status", "code", "detail", "current_status", "payout_id", "errors"].sort(),
+      ["type", "title", "status", "code", "detail", "current_status", "payout_id", "scope", "errors"].sort(),
     );
     expect(problem.required.sort()).toEqual(["code", "detail", "status", "title", "type"]);
     expect(allowedValues(problem.properties.current_status)).toEqual([...STATUSES]);

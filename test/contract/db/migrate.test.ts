@@ -32,6 +32,7 @@ async function state(url: string) {
 
 const expectedSchema = {
   tables: [
+    "api_keys",
     "idempotency_keys",
     "payout_events",
     "payout_outbox",
