@@ -50,6 +50,7 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
     onCreated: (id) => outbox.handOff(id),
     brokerConnected: () => publisher.connected,
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
+    createDeadlineMs: config.createDeadlineMs,
     webhooks: webhookSettings(config),
   });
   app.listen({ hostname: config.host, port: config.port });

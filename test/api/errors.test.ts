@@ -284,6 +284,7 @@ describe("the database", () => {
         onCreated: () => {},
         brokerConnected: () => true,
         idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+        createDeadlineMs: loadConfig({}).createDeadlineMs,
         webhooks: webhookSettings(loadConfig({})),
       });
       const response = await app.handle(
