@@ -4,15 +4,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { sql } from "drizzle-orm";
+import { loadConfig } from "../../src/config";
 import { resultRows } from "../../src/db/client";
+import { createAnswerBoundMs } from "../../src/payouts/service";
 import { eventually, resetDatabase, testDatabase } from "../helpers";
 import { freePort } from "../ops/processes";
 import { type Broker, openBroker, spawnRole, spawnWorker, stopEverything } from "../processing/harness";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy";
 
-// The contract's bound. The service's own budget is 1.5 s (src/payouts/service.ts): the rest is
-// left to the scheduling of a loaded two-core machine.
-const ANSWER_BOUND_MS = 2000;
+// The contract's bound (src/payouts/service.ts): the create's deadline, its settle time and one
+// lookup, and the scheduling of a loaded two-core machine.
+const ANSWER_BOUND_MS = createAnswerBoundMs(loadConfig({}).createDeadlineMs);
 const CLIENTS = 16;
 
 type Outcome = { marker: string; status: number; ms: number; at: number; id?: string; code?: string };
