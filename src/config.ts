@@ -127,7 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     // At least Stripe's 24 hours: a client's retries of one request must all find its key.
     idempotencyKeyTtlMs: integer(env, "IDEMPOTENCY_KEY_TTL_MS", 7 * DAY_MS, DAY_MS, 366 * DAY_MS),
     // A create not committed by then never is (src/payouts/service.ts): its answer comes within
-    // this plus 1.2 s (createAnswerBoundMs). 100 ms or less would refuse creates on any network.
+    // this plus 1.2 s (createAnswerBoundMs). At 200 ms a loaded 2-core node already refuses some.
     createDeadlineMs: integer(env, "CREATE_DEADLINE_MS", CREATE_DEADLINE_DEFAULT_MS, 200, 60_000),
     dataDir: env.DATA_DIR?.trim() || ".data",
     webhookTimeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000),
