@@ -26,6 +26,7 @@ export type Config = {
   migrateWaitMs: number;
   relayRepublishAfterMs: number;
   idempotencyKeyTtlMs: number;
+  createDeadlineMs: number;
   dataDir: string;
   webhookTimeoutMs: number;
   webhookMaxAttempts: number;
@@ -92,6 +93,9 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
 }
 
 const DAY_MS = 86_400_000;
+// Measured (bench/RESULTS.md, issue 17): api, worker and PostgreSQL on one loaded 2-core machine,
+// 64 clients creating, fewer than 0.1% of creates reach it while PostgreSQL is healthy.
+const CREATE_DEADLINE_DEFAULT_MS = 2000;
 
 /** Reads and validates the environment once; every later read uses the returned object. */
 export function loadConfig(env: Env = process.env): Config {
@@ -122,6 +126,9 @@ export function loadConfig(env: Env = process.env): Config {
     relayRepublishAfterMs: integer(env, "RELAY_REPUBLISH_AFTER_MS", 600_000, 1000, 86_400_000),
     // At least Stripe's 24 hours: a client's retries of one request must all find its key.
     idempotencyKeyTtlMs: integer(env, "IDEMPOTENCY_KEY_TTL_MS", 7 * DAY_MS, DAY_MS, 366 * DAY_MS),
+    // A create not committed by then never is (src/payouts/service.ts): its answer comes within
+    // this plus 1.2 s (createAnswerBoundMs). At 200 ms a loaded 2-core node already refuses some.
+    createDeadlineMs: integer(env, "CREATE_DEADLINE_MS", CREATE_DEADLINE_DEFAULT_MS, 200, 60_000),
     dataDir: env.DATA_DIR?.trim() || ".data",
     webhookTimeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 10_000, 1, 600_000),
     webhookMaxAttempts: integer(env, "WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),

@@ -60,6 +60,7 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
     onCreated: (id) => outbox.handOff(id),
     brokerConnected: () => publisher.connected,
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
+    createDeadlineMs: config.createDeadlineMs,
     webhooks: webhookSettings(config),
   });
   // While stopping, every answer closes its connection: the client opens a new one (to another

@@ -65,6 +65,49 @@ export function neverReachedDatabase(error: unknown): boolean {
   return error instanceof NothingStoredError || NOT_CONNECTED_CODES.has(errorCode(error) ?? "");
 }
 
+/** drizzle/0010: a create that reached its commit at or after its deadline, rolled back. */
+export const CREATE_DEADLINE_PASSED = "PD001";
+const LOCK_NOT_AVAILABLE = "55P03";
+
+/**
+ * A create's statement the database refused for lack of time, and rolled back: its commit came
+ * after its deadline, or a lock wait outlasted the lock timeout its fence set to that deadline.
+ * Nothing was stored, and the database is not down (no breaker trips).
+ */
+export function refusedForTime(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === CREATE_DEADLINE_PASSED || code === LOCK_NOT_AVAILABLE;
+}
+
+// The database answers but lacks a table, column, type or function the code uses: its schema is
+// older than this build (a migration has not run yet). /health/ready says "schema behind" then.
+const SCHEMA_BEHIND_CODES = new Set(["42P01", "42703", "42704", "42883"]);
+
+export function schemaBehind(error: unknown): boolean {
+  return SCHEMA_BEHIND_CODES.has(errorCode(error) ?? "");
+}
+
+/**
+ * A create with an Idempotency-Key that this request could not settle by its key (the key's row
+ * could not be read, or holds nothing after the deadline). The key decides: a retry with the same
+ * key returns the key's payout, or creates it once. `nothing_created`: this request certainly
+ * created nothing (an earlier one with the key may have); `unknown`: this request's statement may
+ * have committed, and the database could not be asked.
+ */
+export class KeyedCreateUnsettledError extends Error {
+  constructor(
+    readonly outcome: "nothing_created" | "unknown",
+    options?: ErrorOptions,
+  ) {
+    super(
+      outcome === "unknown"
+        ? "the database did not confirm whether this keyed create was stored"
+        : "this keyed create stored nothing",
+      options,
+    );
+  }
+}
+
 /** Rejects with DatabaseUnavailableError when `promise` has not settled within `ms`. */
 export function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: Timer | undefined;

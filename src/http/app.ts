@@ -24,6 +24,8 @@ export type ApiDeps = {
   brokerConnected: () => boolean;
   /** IDEMPOTENCY_KEY_TTL_MS: how long a key stays bound to its first response. */
   idempotencyKeyTtlMs: number;
+  /** CREATE_DEADLINE_MS: how long a create may take to commit (src/payouts/service.ts). */
+  createDeadlineMs: number;
   webhooks: WebhookSettings;
 };
 
@@ -78,6 +80,7 @@ export function createApp({
   onCreated,
   brokerConnected,
   idempotencyKeyTtlMs,
+  createDeadlineMs,
   webhooks,
 }: ApiDeps) {
   const schemaCurrent = schemaCheck(database.db);
@@ -163,7 +166,19 @@ export function createApp({
     )
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, clock, log), onCreated))
+    .use(
+      payoutRoutes(
+        payoutService({
+          db: database.db,
+          availability: database.availability,
+          idempotencyKeyTtlMs,
+          createDeadlineMs,
+          clock,
+          log,
+        }),
+        onCreated,
+      ),
+    )
     .use(eventRoutes(eventService(database.db)))
     .use(webhookRoutes(webhookService(database.db, webhooks)));
   handle = app.handle;

@@ -23,7 +23,7 @@ import {
   WebhookEndpoint,
   WebhookEndpointPage,
 } from "../webhooks/model";
-import { ProblemSchema } from "./problem";
+import { ProblemSchema, RETRY_WITH_KEY } from "./problem";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: object) => ({ "application/json": { schema } });
@@ -155,7 +155,7 @@ const problems: Record<number, { description: string; examples: Examples; header
     },
   },
   503: {
-    description: "The database is unreachable or too slow (Retry-After); for a create, certainly nothing was created",
+    description: "The database is unreachable, too slow, or its schema is not current yet (Retry-After)",
     headers: { "Retry-After": header("Retry-After") },
     examples: {
       database_unavailable: {
@@ -166,10 +166,13 @@ const problems: Record<number, { description: string; examples: Examples; header
   },
   504: {
     description:
-      "create_outcome_unknown: the database could not confirm whether the payout was stored. payout_id and Location name it; after Retry-After, GET it: 404 means it was not created and never will be",
+      "create_outcome_unknown: the database could not confirm whether the payout was stored. Without an Idempotency-Key, payout_id and Location name it; after Retry-After, GET it: 404 means it was not created and never will be. With an Idempotency-Key, neither is given: retry with the same key, which returns the key's payout if one was created, or creates it once",
     headers: {
       "Retry-After": header("Retry-After"),
-      Location: { required: true, description: "The payout to look up", schema: { type: "string" } },
+      Location: {
+        description: "Without an Idempotency-Key: the payout to look up",
+        schema: { type: "string" },
+      },
     },
     examples: {
       create_outcome_unknown: {
@@ -182,6 +185,34 @@ const problems: Record<number, { description: string; examples: Examples; header
           { payout_id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10" },
         ),
       },
+      create_outcome_unknown_keyed: {
+        summary: "Outcome unknown, with an Idempotency-Key",
+        value: problem(
+          504,
+          "create_outcome_unknown",
+          "Outcome unknown",
+          `the database did not confirm whether the payout was created; ${RETRY_WITH_KEY}`,
+        ),
+      },
+    },
+  },
+};
+
+// A create's 503: what it means for the payout, keyed or not.
+const create503 = {
+  description:
+    "Nothing was created by this request (Retry-After). Without an Idempotency-Key the request may be sent again. With one, an earlier request with the same key may have created the payout: retry with the same Idempotency-Key, which returns that payout (Idempotent-Replayed) or creates it once; never with another key",
+  headers: { "Retry-After": header("Retry-After") },
+  examples: {
+    database_unavailable: (problems[503] as { examples: Examples }).examples.database_unavailable as Examples[string],
+    keyed: {
+      summary: "With an Idempotency-Key",
+      value: problem(
+        503,
+        "database_unavailable",
+        "Service unavailable",
+        `this request created nothing, but an earlier one with this Idempotency-Key may have; ${RETRY_WITH_KEY}`,
+      ),
     },
   },
 };
@@ -270,27 +301,34 @@ export const docs = {
       },
     ],
     requestBody: { required: true, content: json(ref("CreatePayout")) },
-    responses: responses(
-      {
-        201: payoutResponse("Created (or, with Idempotent-Replayed: true, the first response replayed)", {
-          Location: { required: true, description: "The payout's URL", schema: { type: "string" } },
-          "Idempotent-Replayed": {
-            description: "true when this is a replay of the first response for the Idempotency-Key",
-            schema: { type: "string", enum: ["true"] },
-          },
-        }),
-      },
-      [400, 413, 415, 422, 504],
-      {
-        ...(problems[400] as { examples: Examples }).examples,
-        idempotency_key: {
-          summary: "An invalid Idempotency-Key",
-          value: problem(400, "validation_error", "Validation failed", "1 header is invalid", {
-            errors: [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
+    responses: {
+      ...responses(
+        {
+          201: payoutResponse("Created (or, with Idempotent-Replayed: true, the first response replayed)", {
+            Location: { required: true, description: "The payout's URL", schema: { type: "string" } },
+            "Idempotent-Replayed": {
+              description: "true when this is a replay of the first response for the Idempotency-Key",
+              schema: { type: "string", enum: ["true"] },
+            },
           }),
         },
+        [400, 413, 415, 422, 504],
+        {
+          ...(problems[400] as { examples: Examples }).examples,
+          idempotency_key: {
+            summary: "An invalid Idempotency-Key",
+            value: problem(400, "validation_error", "Validation failed", "1 header is invalid", {
+              errors: [{ field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters" }],
+            }),
+          },
+        },
+      ),
+      503: {
+        description: create503.description,
+        headers: create503.headers,
+        content: problemContent(create503.examples),
       },
-    ),
+    },
   },
   list: {
     tags: ["payouts"],

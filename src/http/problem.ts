@@ -1,5 +1,10 @@
 import { Type } from "@sinclair/typebox";
-import { CreateOutcomeUnknownError, isDatabaseUnavailable } from "../db/errors";
+import {
+  CreateOutcomeUnknownError,
+  isDatabaseUnavailable,
+  KeyedCreateUnsettledError,
+  schemaBehind,
+} from "../db/errors";
 import {
   type FieldError,
   IdempotencyKeyReused,
@@ -13,9 +18,14 @@ import { Enum } from "../lib/kinds";
 import type { Logger } from "../lib/log";
 import { STATUSES, type Status } from "../payouts/model";
 
-// By then a create whose commit was in doubt has either been stored or can no longer be: its
-// statement carries a deadline of under two seconds (src/payouts/service.ts).
+// A create's 504 is answered only after its deadline and settle time have passed, so its payout is
+// already there or never will be (src/payouts/service.ts); the wait gives the database time to be
+// reachable again for the GET.
 const OUTCOME_SETTLES_S = 5;
+
+/** What a keyed create's client must do when this request could not settle its key. */
+export const RETRY_WITH_KEY =
+  "retry with the same Idempotency-Key: it returns the payout if an attempt with this key created it, or creates it once. Do not send the request with another key or without one.";
 
 export const PROBLEM_TYPE = "application/problem+json";
 
@@ -63,7 +73,8 @@ export const ProblemSchema = Type.Object(
     payout_id: Type.Optional(
       Type.String({
         format: "uuid",
-        description: "With create_outcome_unknown: the payout to look up once Retry-After has passed.",
+        description:
+          "With create_outcome_unknown for a create without an Idempotency-Key: the payout to look up once Retry-After has passed. A keyed create's answers never carry it: its key decides.",
       }),
     ),
     scope: Type.Optional(Type.String({ description: "With missing_scope: the scope the API key lacks." })),
@@ -152,6 +163,37 @@ export function toProblem(error: unknown, log: Logger, context: Record<string, u
         payout_id: error.payoutId,
       },
       { location, "retry-after": String(OUTCOME_SETTLES_S) },
+    );
+  }
+  if (error instanceof KeyedCreateUnsettledError) {
+    log.warn("keyed create unsettled", { ...context, outcome: error.outcome, err: error });
+    return problemResponse(
+      error.outcome === "unknown"
+        ? {
+            status: 504,
+            code: "create_outcome_unknown",
+            title: "Outcome unknown",
+            detail: `the database did not confirm whether the payout was created; ${RETRY_WITH_KEY}`,
+          }
+        : {
+            status: 503,
+            code: "database_unavailable",
+            title: "Service unavailable",
+            detail: `this request created nothing, but an earlier one with this Idempotency-Key may have; ${RETRY_WITH_KEY}`,
+          },
+      { "retry-after": "1" },
+    );
+  }
+  if (schemaBehind(error)) {
+    log.warn("database schema behind", { ...context, err: error });
+    return problemResponse(
+      {
+        status: 503,
+        code: "database_unavailable",
+        title: "Service unavailable",
+        detail: "the database's schema is not current yet (a migration has not run); try again",
+      },
+      { "retry-after": "1" },
     );
   }
   if (isDatabaseUnavailable(error)) {

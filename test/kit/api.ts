@@ -15,6 +15,7 @@ export function testApi(
     brokerConnected?: boolean;
     onCreated?: (id: string) => void;
     idempotencyKeyTtlMs?: number;
+    createDeadlineMs?: number;
     webhooks?: WebhookSettings;
     clock?: Clock;
   } = {},
@@ -30,6 +31,7 @@ export function testApi(
     },
     brokerConnected: () => options.brokerConnected ?? true,
     idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
+    createDeadlineMs: options.createDeadlineMs ?? loadConfig({}).createDeadlineMs,
     webhooks: options.webhooks ?? webhookSettings(loadConfig({})),
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {

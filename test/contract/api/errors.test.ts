@@ -1,8 +1,11 @@
 // Every error path answers application/problem+json (RFC 9457) with the contract's status.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
+import { sql } from "drizzle-orm";
 import { loadConfig } from "../../../src/config";
 import { connectPostgres } from "../../../src/db/client";
+import { migratePostgres } from "../../../src/db/migrate";
 import { createApp } from "../../../src/http/app";
+import { RETRY_WITH_KEY } from "../../../src/http/problem";
 import { systemClock } from "../../../src/lib/clock";
 import type { Logger } from "../../../src/lib/log";
 import { webhookSettings } from "../../../src/webhooks/service";
@@ -266,9 +269,13 @@ describe("the database", () => {
   }
 
   test("an unexpected error is a 500 with a generic body, logged once with its context", async () => {
-    // A database without the payouts table: every query fails in a way no client could cause.
-    const scratch = await scratchDatabase("payouts_no_tables");
+    // A database whose payouts table refuses every insert: a failure no client could cause.
+    const scratch = await scratchDatabase("payouts_broken_insert");
+    await migratePostgres(scratch.url);
     const broken = connectPostgres(scratch.url, 1, "t");
+    await broken.db.execute(sql`
+      CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'broken'; END $$;
+      CREATE TRIGGER refuse BEFORE INSERT ON payouts FOR EACH ROW EXECUTE FUNCTION refuse()`);
     const logged: { msg: string; fields?: Record<string, unknown> }[] = [];
     const capture: Logger = {
       debug: () => {},
@@ -285,6 +292,7 @@ describe("the database", () => {
         onCreated: () => {},
         brokerConnected: () => true,
         idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+        createDeadlineMs: loadConfig({}).createDeadlineMs,
         webhooks: webhookSettings(loadConfig({})),
       });
       const response = await app.handle(
@@ -300,7 +308,7 @@ describe("the database", () => {
       expect(JSON.parse(text)).toEqual(
         problem(500, "internal_error", "Internal server error", "an unexpected error occurred"),
       );
-      expect(text).not.toMatch(/payouts"|relation|insert|select|\bat\s|\.ts/i);
+      expect(text).not.toMatch(/payouts"|relation|insert|select|broken|\bat\s|\.ts/i);
       expect(logged).toHaveLength(1);
       expect(logged[0]).toMatchObject({
         msg: "unhandled error",
@@ -308,6 +316,68 @@ describe("the database", () => {
       });
     } finally {
       await broken.close();
+      await scratch.drop();
+    }
+  });
+});
+
+// Before the migrations have run (a rollout's new pods, a database restored from an old backup)
+// the database answers but lacks what the code uses: 503, as /health/ready says, never a 500.
+describe("before the schema is current", () => {
+  const schemaBehind = problem(
+    503,
+    "database_unavailable",
+    "Service unavailable",
+    "the database's schema is not current yet (a migration has not run); try again",
+  );
+  const creates = async (url: string) => {
+    const behind = connectPostgres(url, 1, "t");
+    try {
+      const api = testApi(behind);
+      return {
+        keyless: await api.request("POST", "/api/payouts/", validBody),
+        keyed: await api.request("POST", "/api/payouts/", validBody, { "idempotency-key": "schema-behind" }),
+        list: await api.request("GET", "/api/payouts/"),
+      };
+    } finally {
+      await behind.close();
+    }
+  };
+  const expectRefused = (answers: Awaited<ReturnType<typeof creates>>) => {
+    for (const response of [answers.keyless, answers.keyed]) {
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("1");
+    }
+    expect(answers.keyless.body).toEqual(schemaBehind);
+    expect(answers.keyed.body).toMatchObject({ status: 503, code: "database_unavailable" });
+    expect(answers.keyed.body.detail).toEndWith(RETRY_WITH_KEY);
+  };
+
+  test("a POST to an empty database (no tables: 42P01) is a 503", async () => {
+    const scratch = await scratchDatabase("payouts_no_tables");
+    try {
+      const answers = await creates(scratch.url);
+      expectRefused(answers);
+      expect(answers.list.status).toBe(503);
+      expect(answers.list.body).toEqual(schemaBehind);
+    } finally {
+      await scratch.drop();
+    }
+  });
+
+  test("a POST to a database without this build's newest function (42883) is a 503 and stores nothing", async () => {
+    const scratch = await scratchDatabase("payouts_no_fence");
+    try {
+      await migratePostgres(scratch.url);
+      const admin = connectPostgres(scratch.url, 1, "t");
+      try {
+        await admin.db.execute(sql`DROP FUNCTION create_deadline_fence(timestamptz)`);
+        expectRefused(await creates(scratch.url));
+        expect(await countRows(admin, "payouts")).toBe(0);
+      } finally {
+        await admin.close();
+      }
+    } finally {
       await scratch.drop();
     }
   });

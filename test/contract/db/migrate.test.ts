@@ -43,6 +43,7 @@ const expectedSchema = {
   ],
   triggers: [
     "payout_events_append_only",
+    "payouts_commit_by_deadline",
     "payouts_events_on_delete",
     "payouts_events_on_insert",
     "payouts_events_on_update",

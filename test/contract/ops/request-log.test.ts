@@ -23,6 +23,7 @@ const appLoggingTo = (log: Logger) =>
     onCreated: () => {},
     brokerConnected: () => true,
     idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+    createDeadlineMs: loadConfig({}).createDeadlineMs,
     webhooks: webhookSettings(loadConfig({})),
   });
 

@@ -11,7 +11,14 @@ import { quiet as log } from "../../kit/log";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const service = payoutService(database.db, database.availability, loadConfig({}).idempotencyKeyTtlMs, systemClock, log);
+const service = payoutService({
+  db: database.db,
+  availability: database.availability,
+  idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+  createDeadlineMs: loadConfig({}).createDeadlineMs,
+  clock: systemClock,
+  log,
+});
 const input = { amount: "10.00", currency: "RUB" as const, recipient_details: "x", comment: "" };
 
 /** The error a promise rejects with; fails the test if it resolves. */
