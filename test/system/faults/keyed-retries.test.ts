@@ -78,6 +78,10 @@ test(
         proxy.resetAll();
         await eventually(async () => failedSoFar() + createdSoFar() > before + CLIENTS);
       }
+      // Connections up again after the resets (creates succeeding), so the stall below holds
+      // statements already sent on them: their outcome is unknown (504), not refused (503).
+      const createdBeforeStall = createdSoFar();
+      await eventually(async () => createdSoFar() >= createdBeforeStall + CLIENTS, 30_000);
       // A stall long enough for every request in it to pass its deadline.
       const failedBeforeStall = failedSoFar();
       proxy.stall();
