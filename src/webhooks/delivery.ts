@@ -136,7 +136,9 @@ export function claimStatement(
     WITH candidates AS MATERIALIZED (
       SELECT e.id, ${perEndpoint}::int - coalesce((${JSON.stringify(Object.fromEntries(inFlight))}::jsonb ->> e.id::text)::int, 0) AS room
       FROM webhook_endpoints e
-      WHERE e.enabled AND EXISTS (SELECT FROM webhook_deliveries p WHERE p.endpoint_id = e.id AND ${due("p")})
+      -- A probe of the index per endpoint (LIMIT 1: never a join over every due delivery).
+      CROSS JOIN LATERAL (SELECT FROM webhook_deliveries p WHERE p.endpoint_id = e.id AND ${due("p")} LIMIT 1) AS has_due
+      WHERE e.enabled
     ), served AS (
       SELECT id, least(room, ceil(${limit}::numeric / (SELECT count(*) FROM candidates WHERE room > 0)))::int AS share
       FROM candidates WHERE room > 0
