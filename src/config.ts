@@ -33,6 +33,7 @@ export type Config = {
   webhookRetryBaseDelayMs: number;
   webhookDisableAfter: number;
   webhookBusyRate: number;
+  webhookEndpointConcurrency: number;
   webhookSecretOverlapMs: number;
   webhookAllowPrivateNetworks: boolean;
 };
@@ -135,6 +136,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookRetryBaseDelayMs: integer(env, "WEBHOOK_RETRY_BASE_DELAY_MS", 5000, 1, 36_000_000),
     webhookDisableAfter: integer(env, "WEBHOOK_DISABLE_AFTER", 10, 1, 1_000_000),
     webhookBusyRate: integer(env, "WEBHOOK_BUSY_RATE", 300, 0, 1_000_000),
+    webhookEndpointConcurrency: integer(env, "WEBHOOK_ENDPOINT_CONCURRENCY", 8, 1, 32),
     webhookSecretOverlapMs: integer(env, "WEBHOOK_SECRET_OVERLAP_MS", 86_400_000, 0, 31 * 86_400_000),
     webhookAllowPrivateNetworks: boolean(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
   };

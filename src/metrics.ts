@@ -327,3 +327,7 @@ export const webhookDeliveriesPending = registry.gauge(
   "webhook_deliveries_pending",
   "Webhook deliveries neither succeeded nor failed yet, in the whole database (every delivering process reports the same count: aggregate with max)",
 );
+export const webhookFanoutPending = registry.gauge(
+  "webhook_fanout_pending",
+  "Events whose webhook deliveries are not created yet, in the whole database (every delivering process reports the same count: aggregate with max)",
+);

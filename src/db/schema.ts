@@ -13,6 +13,7 @@ import {
   smallint,
   text,
   timestamp,
+  uniqueIndex,
   uuid,
   varchar,
 } from "drizzle-orm/pg-core";
@@ -140,19 +141,38 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
   description: varchar("description", { length: 255 }).notNull().default(""),
   enabled: boolean("enabled").notNull().default(true),
   disabledReason: text("disabled_reason"),
+  /** When it was last disabled (NULL while enabled): the fan-out still gives it the events that
+   * happened before, while it was enabled (drizzle/0011_webhook_fanout.sql). */
+  disabledAt: instant("disabled_at"),
   secret: text("secret").notNull(),
   /** The secret before the last rotation: it still signs until previous_secret_expires_at. */
   previousSecret: text("previous_secret"),
   previousSecretExpiresAt: instant("previous_secret_expires_at"),
   /** Deliveries in a row that ended failed; WEBHOOK_DISABLE_AFTER of them disable the endpoint. */
   consecutiveFailures: integer("consecutive_failures").notNull().default(0),
-  createdAt: instant("created_at").notNull().defaultNow(),
+  /** Truncated to the millisecond, as an event's created_at is: an endpoint created before an
+   * event has a created_at at or before the event's, which is what the fan-out compares. */
+  createdAt: instant("created_at").notNull().default(sql`date_trunc('milliseconds', now())`),
   updatedAt: instant("updated_at").notNull().defaultNow(),
 });
 
 /**
- * One row per (event, endpoint subscribed to it when the event happened), inserted by the events
- * trigger in the event's transaction. No foreign keys: a payout write must never fail because an
+ * Events whose deliveries are still to be created: the events trigger writes one row per event in
+ * the event's transaction while any endpoint is enabled, whatever their number; the delivery loop
+ * expands each into one delivery per endpoint subscribed when it happened, and deletes the row in
+ * the same statement (src/webhooks/delivery.ts, fanOut). A create's cost does not depend on how
+ * many endpoints there are.
+ */
+export const webhookFanout = pgTable("webhook_fanout", {
+  eventId: uuid("event_id").primaryKey(),
+  eventType: eventTypeEnum("event_type").notNull(),
+  /** The event's created_at. */
+  createdAt: instant("created_at").notNull(),
+});
+
+/**
+ * One row per (event, endpoint subscribed to it when the event happened), inserted by the fan-out
+ * from webhook_fanout; never two for one pair. No foreign keys: a payout write must never fail because an
  * endpoint was deleted at the same moment; deliveries of a deleted endpoint are deleted with it.
  */
 export const webhookDeliveries = pgTable(
@@ -176,9 +196,11 @@ export const webhookDeliveries = pgTable(
   },
   (t) => [
     index("webhook_deliveries_endpoint_idx").on(t.endpointId, t.id),
-    // The delivery loop's one read: due pending deliveries, oldest first.
-    index("webhook_deliveries_due_idx")
-      .on(t.nextAttemptAt)
+    // A fan-out repeated after a crash adds nothing: one delivery per endpoint and event.
+    uniqueIndex("webhook_deliveries_endpoint_event_idx").on(t.endpointId, t.eventId),
+    // The delivery loop's one read: each endpoint's due pending deliveries, oldest first.
+    index("webhook_deliveries_pending_idx")
+      .on(t.endpointId, t.nextAttemptAt)
       .where(sql`${t.status} = 'pending'`),
   ],
 );

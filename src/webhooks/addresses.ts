@@ -73,13 +73,27 @@ const V6_NON_PUBLIC = [
   "fec0::/10",
   "ff00::/8",
 ].map(range);
-// IPv6 forms that carry an IPv4 address, which is judged instead: IPv4-mapped, IPv4-compatible,
-// NAT64 (well-known prefix), and 6to4 (the address in bits 16 to 48).
-const V4_IN_V6: [Range, (a: bigint) => bigint][] = [
-  [range("::ffff:0:0/96"), (a) => a & 0xffffffffn],
-  [range("::/96"), (a) => a & 0xffffffffn],
-  [range("64:ff9b::/96"), (a) => a & 0xffffffffn],
-  [range("2002::/16"), (a) => (a >> 80n) & 0xffffffffn],
+// IPv6 forms that carry an IPv4 address, which is judged instead: a NAT64 gateway, a 6to4 relay or
+// the host's own stack sends such an address on to the IPv4 one, so `::ffff:127.0.0.1` reaches
+// 127.0.0.1. A form may list several places the IPv4 address can sit; the address is public only
+// when the IPv4 address in every one of them is.
+const low32 = (a: bigint) => a & 0xffffffffn;
+// RFC 6052's layout for a NAT64 prefix of 64 bits: the "u" octet (bits 64 to 71), then the IPv4
+// address (72 to 103), then a zero suffix. Within the local-use prefix 64:ff9b:1::/48 the prefix's
+// length is the operator's choice (RFC 8215): a /96 puts the IPv4 address last, a /64 here, and a
+// /48 or /56 leaves the last 32 bits zero, 0.0.0.0 when read as the /96 layout: refused either way.
+const nat64At64 = (a: bigint) => ((a & 0xffffffn) === 0n ? (a >> 24n) & 0xffffffffn : undefined);
+const V4_IN_V6: [Range, ((a: bigint) => bigint | undefined)[]][] = [
+  // IPv4-mapped (::ffff:a.b.c.d, also written ::ffff:7f00:1) and IPv4-translated (::ffff:0:a.b.c.d, RFC 2765).
+  [range("::ffff:0:0/96"), [low32]],
+  [range("::ffff:0:0:0/96"), [low32]],
+  // IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks); :: and ::1 fall here too.
+  [range("::/96"), [low32]],
+  // NAT64: the well-known prefix (RFC 6052) and the local-use one (RFC 8215).
+  [range("64:ff9b::/96"), [low32]],
+  [range("64:ff9b:1::/48"), [low32, nat64At64]],
+  // 6to4: the relay's IPv4 address in bits 16 to 48.
+  [range("2002::/16"), [(a) => (a >> 80n) & 0xffffffffn]],
 ];
 
 /** Whether an IP address (v4 or v6, as written in a URL or returned by DNS) is a public one. */
@@ -90,7 +104,10 @@ export function isPublicAddress(address: string): boolean {
   const six = v6(bare);
   if (six === undefined) return false;
   const embedded = V4_IN_V6.find(([r]) => within(six, r));
-  if (embedded) return !V4_NON_PUBLIC.some((r) => within(embedded[1](six), r));
+  if (embedded) {
+    const candidates = embedded[1].map((at) => at(six)).filter((n) => n !== undefined);
+    return candidates.every((n) => !V4_NON_PUBLIC.some((r) => within(n, r)));
+  }
   return !V6_NON_PUBLIC.some((r) => within(six, r));
 }
 

@@ -6,7 +6,7 @@ import { toEvent } from "../events/service";
 import { batched } from "../lib/batched";
 import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
-import { webhookDeliveries, webhookDeliveriesPending, webhookDeliveryDuration } from "../metrics";
+import { webhookDeliveries, webhookDeliveriesPending, webhookDeliveryDuration, webhookFanoutPending } from "../metrics";
 import { retryDelayMs } from "../payouts/processing/retry-policy";
 import { refusedAddress } from "./addresses";
 import { signatureHeader } from "./signing";
@@ -19,6 +19,8 @@ export type DeliveryOptions = {
   allowPrivateNetworks: boolean;
   /** Attempts in flight at once in this process. */
   concurrency: number;
+  /** Attempts in flight at once in this process to one endpoint (WEBHOOK_ENDPOINT_CONCURRENCY). */
+  perEndpoint: number;
   /** How often due deliveries are looked for while none are. */
   pollIntervalMs: number;
   /**
@@ -35,6 +37,7 @@ export const deliveryOptions = (config: Config): DeliveryOptions => ({
   disableAfter: config.webhookDisableAfter,
   allowPrivateNetworks: config.webhookAllowPrivateNetworks,
   concurrency: 32,
+  perEndpoint: config.webhookEndpointConcurrency,
   pollIntervalMs: 250,
   busyRate: config.webhookBusyRate,
 });
@@ -47,6 +50,120 @@ const MAX_RETRY_DELAY_MS = 10 * 3_600_000;
 /** Beyond WEBHOOK_TIMEOUT_MS, what the lease of an attempt adds: its DNS check (at most 5 s) and room to spare. */
 const LEASE_MARGIN_MS = 15_000;
 const PENDING_GAUGE_EVERY_MS = 5000;
+/** At most this many deliveries made by one fan-out statement (whole events: at least one). */
+const FANOUT_DELIVERIES = 5000;
+/** At most this many events fanned out by one statement. */
+const FANOUT_EVENTS = 500;
+
+/**
+ * One step of the fan-out: takes the oldest events of webhook_fanout (written by the events
+ * trigger in each event's transaction, drizzle/0011_webhook_fanout.sql), creates one delivery per
+ * endpoint that was subscribed when the event happened, and deletes the events' rows, all in one
+ * statement: a crash before its commit leaves the rows for the next step, one after leaves
+ * nothing to redo. Replicas take different rows (SKIP LOCKED), and one delivery per endpoint and
+ * event (a unique index, ON CONFLICT DO NOTHING) holds whatever happens.
+ *
+ * Which endpoints receive an event: those created at or before it (endpoints created later do
+ * not receive earlier events), subscribed to its type, and enabled at its time: enabled now, or
+ * disabled after the event (disabled_at), whose delivery then waits for the endpoint to be enabled
+ * again, as if it had been created with the event. What is not known at fan-out time is read as it
+ * is now: an endpoint deleted since receives nothing (its deliveries would be deleted with it), an
+ * endpoint whose event_types changed since is judged by its current ones, and an endpoint that was
+ * disabled at the event's time and enabled again since receives the event. The fan-out normally
+ * runs within a poll interval of the event, so these cases only matter while deliveries are down.
+ *
+ * The endpoints are locked against deletion (KEY SHARE, which an UPDATE does not wait for) while
+ * the statement runs: a DELETE of an endpoint either waits and then deletes the deliveries made
+ * here, or commits first and the endpoint is skipped; no delivery outlives its endpoint.
+ *
+ * `maxDeliveries` bounds the deliveries made (whole events: one event at least); returns the
+ * events fanned out and whether the batch was full (more may be waiting).
+ */
+export async function fanOut(db: Db, maxDeliveries = FANOUT_DELIVERIES) {
+  const [row] = resultRows<{ events: number; batch: number; deliveries: number }>(
+    await db.execute(sql`
+      WITH batch AS MATERIALIZED (
+        SELECT least(${FANOUT_EVENTS}, greatest(1, ${maxDeliveries} / greatest(1, count(*))))::int AS size
+        FROM webhook_endpoints
+      ), claimed AS MATERIALIZED (
+        SELECT event_id, event_type, created_at FROM webhook_fanout
+        ORDER BY event_id
+        LIMIT (SELECT size FROM batch)
+        FOR UPDATE SKIP LOCKED
+      ), receivers AS MATERIALIZED (
+        SELECT w.id, w.event_types, w.enabled, w.disabled_at, w.created_at FROM webhook_endpoints w
+        WHERE w.created_at <= (SELECT max(created_at) FROM claimed)
+          AND (w.enabled OR w.disabled_at >= (SELECT min(created_at) FROM claimed))
+        FOR KEY SHARE
+      ), made AS (
+        -- The delivery's id has the event's time prefix: deliveries list in the order of their events.
+        INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, next_attempt_at, created_at)
+        SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING substring(uuid_send(c.event_id) FROM 1 FOR 8) FROM 1 FOR 8), 'hex')::uuid,
+               r.id, c.event_id, c.event_type, c.created_at, c.created_at
+        FROM claimed c JOIN receivers r
+          ON r.created_at <= c.created_at AND c.event_type = ANY (r.event_types)
+         AND (r.enabled OR r.disabled_at >= c.created_at)
+        ON CONFLICT (endpoint_id, event_id) DO NOTHING
+        RETURNING 1
+      ), done AS (
+        DELETE FROM webhook_fanout f USING claimed c WHERE f.event_id = c.event_id RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM done)::int AS events, (SELECT size FROM batch) AS batch,
+             (SELECT count(*) FROM made)::int AS deliveries`),
+  );
+  return { events: row?.events ?? 0, deliveries: row?.deliveries ?? 0, full: (row?.events ?? 0) >= (row?.batch ?? 1) };
+}
+
+/**
+ * The claim of due attempts, fair between endpoints: each enabled endpoint with due deliveries
+ * takes its share of the `limit` free slots, at most `perEndpoint` minus what this process already
+ * has in flight to it, its own oldest first; endpoints with the fewest in flight here come first.
+ * So one endpoint's backlog, however old and large, is never in front of another's deliveries, and
+ * a slow receiver holds at most `perEndpoint` slots. Each endpoint's due deliveries are read from
+ * webhook_deliveries_pending_idx (endpoint_id, next_attempt_at), a few rows each.
+ */
+export function claimStatement(
+  limit: number,
+  perEndpoint: number,
+  inFlight: Map<string, number>,
+  leaseSeconds: number,
+) {
+  const due = (alias: string) =>
+    sql.raw(`
+    ${alias}.status = 'pending' AND ${alias}.next_attempt_at <= now()
+    AND (${alias}.locked_until IS NULL OR ${alias}.locked_until <= now())`);
+  return sql`
+    WITH candidates AS MATERIALIZED (
+      SELECT e.id, ${perEndpoint}::int - coalesce((${JSON.stringify(Object.fromEntries(inFlight))}::jsonb ->> e.id::text)::int, 0) AS room
+      FROM webhook_endpoints e
+      -- A probe of the index per endpoint (LIMIT 1: never a join over every due delivery).
+      CROSS JOIN LATERAL (SELECT FROM webhook_deliveries p WHERE p.endpoint_id = e.id AND ${due("p")} LIMIT 1) AS has_due
+      WHERE e.enabled
+    ), served AS (
+      SELECT id, least(room, ceil(${limit}::numeric / (SELECT count(*) FROM candidates WHERE room > 0)))::int AS share
+      FROM candidates WHERE room > 0
+      ORDER BY room DESC, random()
+      LIMIT ${limit}
+    )
+    UPDATE webhook_deliveries d
+    SET attempts = d.attempts + 1, last_attempt_at = now(),
+        locked_until = now() + make_interval(secs => ${leaseSeconds})
+    FROM (
+      SELECT due.id FROM served
+      CROSS JOIN LATERAL (
+        SELECT p.id FROM webhook_deliveries p
+        WHERE p.endpoint_id = served.id AND ${due("p")}
+        ORDER BY p.next_attempt_at
+        LIMIT served.share
+        FOR UPDATE OF p SKIP LOCKED
+      ) AS due
+      LIMIT ${limit}
+    ) AS due, webhook_endpoints e, payout_events ev
+    WHERE d.id = due.id AND e.id = d.endpoint_id AND ev.id = d.event_id
+    RETURNING d.id AS delivery_id, d.endpoint_id, d.attempts AS attempt, e.url, e.secret,
+              CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
+              ev.id, ev.type, ev.payout_id, ev.attempt AS event_attempt, api_instant(ev.created_at) AS created_at, ev.data`;
+}
 
 type Claimed = {
   delivery_id: string;
@@ -80,6 +197,8 @@ export function startDeliveries(
   payoutsInFlight: () => number = () => 0,
 ) {
   const inFlight = new Set<Promise<void>>();
+  /** Attempts in flight in this process, by endpoint: the claim gives each at most perEndpoint. */
+  const inFlightTo = new Map<string, number>();
   let stopped = false;
   let timer: Timer | undefined;
   let lastGauge = 0;
@@ -99,25 +218,7 @@ export function startDeliveries(
       event_attempt: number | null;
       created_at: string;
       data: unknown;
-    }>(
-      await db.execute(sql`
-        UPDATE webhook_deliveries d
-        SET attempts = d.attempts + 1, last_attempt_at = now(),
-            locked_until = now() + make_interval(secs => ${leaseSeconds})
-        FROM (
-          SELECT due.id FROM webhook_deliveries due
-          JOIN webhook_endpoints e ON e.id = due.endpoint_id AND e.enabled
-          WHERE due.status = 'pending' AND due.next_attempt_at <= now()
-            AND (due.locked_until IS NULL OR due.locked_until <= now())
-          ORDER BY due.next_attempt_at
-          LIMIT ${limit}
-          FOR UPDATE OF due SKIP LOCKED
-        ) AS due, webhook_endpoints e, payout_events ev
-        WHERE d.id = due.id AND e.id = d.endpoint_id AND ev.id = d.event_id
-        RETURNING d.id AS delivery_id, d.endpoint_id, d.attempts AS attempt, e.url, e.secret,
-                  CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
-                  ev.id, ev.type, ev.payout_id, ev.attempt AS event_attempt, api_instant(ev.created_at) AS created_at, ev.data`),
-    );
+    }>(await db.execute(claimStatement(limit, options.perEndpoint, inFlightTo, leaseSeconds)));
     return rows.map((r) => ({
       delivery_id: r.delivery_id,
       endpoint_id: r.endpoint_id,
@@ -236,6 +337,7 @@ export function startDeliveries(
               disabled_reason = CASE WHEN ${disables}
                                      THEN ${`${options.disableAfter} deliveries in a row failed; the last: ${result.error}`}
                                      ELSE e.disabled_reason END,
+              disabled_at = CASE WHEN ${disables} THEN date_trunc('milliseconds', now()) ELSE e.disabled_at END,
               updated_at = CASE WHEN ${disables} THEN now() ELSE e.updated_at END
           FROM done WHERE e.id = done.endpoint_id)
         SELECT count(*)::int AS n FROM done`;
@@ -273,20 +375,31 @@ export function startDeliveries(
   const updatePendingGauge = async () => {
     if (clock.now() - lastGauge < PENDING_GAUGE_EVERY_MS) return;
     lastGauge = clock.now();
-    const [row] = resultRows<{ n: number }>(
-      await db.execute(sql`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`),
+    const [row] = resultRows<{ deliveries: number; events: number }>(
+      await db.execute(sql`
+        SELECT (SELECT count(*)::int FROM webhook_deliveries WHERE status = 'pending') AS deliveries,
+               (SELECT count(*)::int FROM webhook_fanout) AS events`),
     );
-    webhookDeliveriesPending.set(row?.n ?? 0);
+    webhookDeliveriesPending.set(row?.deliveries ?? 0);
+    webhookFanoutPending.set(row?.events ?? 0);
   };
 
   const busy = () => options.busyRate > 0 && payoutsInFlight() > 0;
 
-  // More were due when the last claim filled every free slot: claim again as soon as half the
-  // slots are free, instead of waiting out the poll interval with the slots empty; while payouts
-  // are in flight, only at the busy pace.
+  // More may be due when the last claim found any, or an endpoint was at its bound: claim again as soon as half the slots are free,
+  // or half of an endpoint's (a fast receiver's backlog goes out at its own pace, not a slotful per
+  // poll interval); while payouts are in flight, only at the busy pace.
   let moreDue = false;
-  const claimSoon = () => {
-    if (stopped || !moreDue || busy() || timer === undefined || inFlight.size > options.concurrency / 2) return;
+  // An attempt that ends while a pass runs asks for the pass after it to come at once.
+  let soon = false;
+  const claimSoon = (endpointId?: string) => {
+    if (stopped || !moreDue || busy()) return;
+    const endpointHalfFree = endpointId !== undefined && (inFlightTo.get(endpointId) ?? 0) <= options.perEndpoint / 2;
+    if (inFlight.size > options.concurrency / 2 && !endpointHalfFree) return;
+    if (timer === undefined) {
+      soon = true;
+      return;
+    }
     clearTimeout(timer);
     timer = setTimeout(tick, 0);
   };
@@ -299,30 +412,52 @@ export function startDeliveries(
     });
   };
 
+  const start = (claimed: Claimed) => {
+    const endpointId = claimed.endpoint_id;
+    inFlightTo.set(endpointId, (inFlightTo.get(endpointId) ?? 0) + 1);
+    const running: Promise<void> = attempt(claimed).finally(() => {
+      inFlight.delete(running);
+      const left = (inFlightTo.get(endpointId) ?? 1) - 1;
+      if (left > 0) inFlightTo.set(endpointId, left);
+      else inFlightTo.delete(endpointId);
+      claimSoon(endpointId);
+    });
+    inFlight.add(running);
+  };
+
   const pass = async () => {
     timer = undefined;
     if (stopped) return;
     const yielding = busy();
+    const step = Math.ceil((options.busyRate * BUSY_STEP_MS) / 1000);
+    // Events first become deliveries, then due deliveries are claimed: one bounded step of each per
+    // pass, so neither starves the other. While payouts are in flight, the fan-out makes no more
+    // deliveries per step than may be attempted in it.
+    let fanOutBehind = false;
+    try {
+      fanOutBehind = (await fanOut(db, yielding ? step : FANOUT_DELIVERIES)).full;
+    } catch (err) {
+      log.warn("could not fan out webhook events; trying again", { err });
+    }
     try {
       await updatePendingGauge();
       const free = options.concurrency - inFlight.size;
-      const allowed = yielding ? Math.min(free, Math.ceil((options.busyRate * BUSY_STEP_MS) / 1000)) : free;
+      const allowed = yielding ? Math.min(free, step) : free;
       if (allowed > 0) {
         const claimed = await claim(allowed);
-        moreDue = claimed.length === allowed;
-        for (const c of claimed) {
-          const running: Promise<void> = attempt(c).finally(() => {
-            inFlight.delete(running);
-            claimSoon();
-          });
-          inFlight.add(running);
-        }
+        // None claimed may only mean every endpoint with due deliveries is at its bound here.
+        moreDue = claimed.length > 0 || [...inFlightTo.values()].some((n) => n >= options.perEndpoint);
+        for (const c of claimed) start(c);
       }
     } catch (err) {
       log.warn("could not claim webhook deliveries; trying again", { err });
     }
-    if (!stopped) timer = setTimeout(tick, yielding && moreDue ? BUSY_STEP_MS : options.pollIntervalMs);
-    claimSoon();
+    if (!stopped) {
+      const again = fanOutBehind || soon;
+      soon = false;
+      const next = again || (yielding && moreDue) ? (yielding ? BUSY_STEP_MS : 0) : options.pollIntervalMs;
+      timer = setTimeout(tick, next);
+    }
   };
 
   timer = setTimeout(tick, 0);

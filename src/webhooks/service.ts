@@ -100,6 +100,7 @@ export function webhookService(db: Db, settings: WebhookSettings) {
           description: input.description ?? "",
           enabled: input.enabled ?? true,
           disabledReason: input.enabled === false ? DISABLED_BY_CLIENT : null,
+          disabledAt: input.enabled === false ? sql`date_trunc('milliseconds', now())` : null,
           secret: newSecret(),
         })
         .returning();
@@ -120,7 +121,11 @@ export function webhookService(db: Db, settings: WebhookSettings) {
 
     get: async (id: string) => toEndpoint(await endpointRow(id)),
 
-    /** Enabling clears disabled_reason and the run of failed deliveries that disabled it. */
+    /**
+     * Enabling clears disabled_reason and the run of failed deliveries that disabled it. Disabling
+     * records when, unless it was disabled already: the fan-out gives a disabled endpoint the
+     * events that happened before that moment (src/webhooks/delivery.ts, fanOut).
+     */
     async update(id: string, input: UpdateWebhookEndpointInput) {
       if (input.url !== undefined) await checkUrl(input.url);
       const [row] = await db
@@ -130,8 +135,13 @@ export function webhookService(db: Db, settings: WebhookSettings) {
           eventTypes: input.event_types,
           description: input.description,
           enabled: input.enabled,
-          ...(input.enabled === true ? { disabledReason: null, consecutiveFailures: 0 } : {}),
-          ...(input.enabled === false ? { disabledReason: DISABLED_BY_CLIENT } : {}),
+          ...(input.enabled === true ? { disabledReason: null, consecutiveFailures: 0, disabledAt: null } : {}),
+          ...(input.enabled === false
+            ? {
+                disabledReason: DISABLED_BY_CLIENT,
+                disabledAt: sql`CASE WHEN ${webhookEndpoints.enabled} THEN date_trunc('milliseconds', now()) ELSE ${webhookEndpoints.disabledAt} END`,
+              }
+            : {}),
           updatedAt: sql`now()`,
         })
         .where(eq(webhookEndpoints.id, id))

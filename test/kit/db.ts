@@ -54,7 +54,7 @@ export function testDatabase(poolSize = 5): Database {
 /** Empties every table: for test files that count rows. */
 export async function resetDatabase(database: Database): Promise<void> {
   await database.db.execute(
-    sql`TRUNCATE payouts, payout_outbox, idempotency_keys, simulated_gateway_payments, payout_events, webhook_endpoints, webhook_deliveries`,
+    sql`TRUNCATE payouts, payout_outbox, idempotency_keys, simulated_gateway_payments, payout_events, webhook_endpoints, webhook_deliveries, webhook_fanout`,
   );
 }
 

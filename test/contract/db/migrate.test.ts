@@ -40,6 +40,7 @@ const expectedSchema = {
     "simulated_gateway_payments",
     "webhook_deliveries",
     "webhook_endpoints",
+    "webhook_fanout",
   ],
   triggers: [
     "payout_events_append_only",

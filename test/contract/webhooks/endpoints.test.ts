@@ -3,6 +3,7 @@
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { EVENT_TYPES } from "../../../src/events/model";
+import { fanOut } from "../../../src/webhooks/delivery";
 import { testApi } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { expectProblem, expectValidationProblem, query } from "../../kit/fixtures";
@@ -103,6 +104,7 @@ describe("change, rotate, delete", () => {
     await database.db.execute(
       sql`INSERT INTO payouts (id, amount, currency, recipient_details) VALUES (gen_random_uuid(), 1, 'RUB', 'x')`,
     );
+    await fanOut(database.db);
     const [before] = await query<{ n: number }>(database, sql`SELECT count(*)::int AS n FROM webhook_deliveries`);
     expect(before?.n).toBe(1);
     expect((await api.request("DELETE", `/api/webhook-endpoints/${id}/`)).status).toBe(204);

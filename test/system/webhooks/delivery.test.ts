@@ -35,6 +35,7 @@ const OPTIONS: DeliveryOptions = {
   disableAfter: 10,
   allowPrivateNetworks: true,
   concurrency: 8,
+  perEndpoint: 8,
   pollIntervalMs: 20,
   busyRate: 0,
 };
@@ -227,7 +228,7 @@ describe("retries, failure, disabling", () => {
     await createPayout(api);
     await createPayout(api);
     deliver({ maxAttempts: 2, retryBaseDelayMs: 50, disableAfter: 2 });
-    await eventually(async () => (await deliveriesOf(e.id)).every((d) => d.status === "failed"));
+    await eventually(async () => (await deliveriesOf(e.id)).filter((d) => d.status === "failed").length === 2);
     const failed = await deliveriesOf(e.id);
     expect(failed.map((d) => [d.status, d.attempts, d.last_response_status, d.last_error, d.next_attempt_at])).toEqual([
       ["failed", 2, 500, "HTTP 500", null],
@@ -325,19 +326,25 @@ describe("rotation and addresses", () => {
     expect(r.received).toEqual([]);
   });
 
-  test("the pending gauge counts deliveries not yet done", async () => {
+  test("the pending gauges count deliveries not yet done and events not yet fanned out", async () => {
     const r = receiver();
     const e = await endpoint(r.url);
     await createPayout(api);
     // Disabled, the endpoint's delivery stays pending.
     await api.request("PATCH", `/api/webhook-endpoints/${e.id}/`, { enabled: false });
     deliver();
-    await eventually(async () => /webhook_deliveries_pending 1\n/.test(registry.render()));
-    const [row] = await query<{ n: number }>(
-      database,
-      sql`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`,
-    );
-    expect(row?.n).toBe(1);
+    // The event is fanned out to the endpoint (enabled when it happened), then counted.
+    await eventually(async () => {
+      const [row] = await query<{ n: number }>(
+        database,
+        sql`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`,
+      );
+      return row?.n === 1;
+    });
+    await eventually(async () => {
+      const metrics = registry.render();
+      return /\nwebhook_deliveries_pending 1\n/.test(metrics) && /\nwebhook_fanout_pending 0\n/.test(metrics);
+    });
   });
 });
 

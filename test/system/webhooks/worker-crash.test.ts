@@ -45,12 +45,15 @@ test("kill -9 of the worker during deliveries, then a new worker: every event is
   // events for each, every one of them delivered once at least.
   await eventually(
     async () => {
-      const [row] = await query<{ events: number; open: number }>(
+      const [row] = await query<{ events: number; open: number; succeeded: number }>(
         database,
         sql`SELECT (SELECT count(*)::int FROM payout_events) AS events,
-                   (SELECT count(*)::int FROM webhook_deliveries WHERE status <> 'succeeded') AS open`,
+                   (SELECT count(*)::int FROM webhook_fanout)
+                   + (SELECT count(*)::int FROM webhook_deliveries WHERE status <> 'succeeded') AS open,
+                   (SELECT count(*)::int FROM webhook_deliveries WHERE status = 'succeeded') AS succeeded`,
       );
-      return row?.events === 120 && row.open === 0;
+      // Every event fanned out, and its one delivery succeeded.
+      return row?.events === 120 && row.open === 0 && row.succeeded === 120;
     },
     90_000,
     200,

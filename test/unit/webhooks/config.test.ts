@@ -11,6 +11,7 @@ test("the webhook settings default to the contract's values", () => {
     webhookSecretOverlapMs: 86_400_000,
     webhookAllowPrivateNetworks: false,
     webhookBusyRate: 300,
+    webhookEndpointConcurrency: 8,
   });
   expect(loadConfig({ WEBHOOK_BUSY_RATE: "0" }).webhookBusyRate).toBe(0);
   expect(loadConfig({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true" }).webhookAllowPrivateNetworks).toBe(true);
@@ -24,6 +25,8 @@ test.each([
   ["WEBHOOK_SECRET_OVERLAP_MS", "1.5"],
   ["WEBHOOK_ALLOW_PRIVATE_NETWORKS", "yes"],
   ["WEBHOOK_BUSY_RATE", "-1"],
+  ["WEBHOOK_ENDPOINT_CONCURRENCY", "0"],
+  ["WEBHOOK_ENDPOINT_CONCURRENCY", "33"],
 ])("%s=%s stops the program with a message naming it", (name, value) => {
   expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
   expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} must be`));
