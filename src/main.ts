@@ -192,7 +192,10 @@ async function main() {
       const publisher = brokerPublisher(config, config.amqpUrl as string, log);
       const outbox = createOutbox(database.db, publisher, outboxOptions(config), log.child({ component: "outbox" }));
       outbox.start();
-      const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
+      const purge = startKeyPurge(
+        { db: database.db, log: log.child({ component: "key-purge" }) },
+        keyPurgeOptions(config),
+      );
       const threads = startWorkerThreads(config.workerThreads, log);
       const metrics = serveWorkerMetrics(config, threads, database, log);
       // Webhooks on a pool of their own: a slow receiver never holds a payout's connection.
@@ -239,7 +242,10 @@ async function main() {
         await recoverInProcess(database.db, publisher, log);
       }
       await startProcessing(config, database, consumer, log);
-      const purge = startKeyPurge(database.db, keyPurgeOptions(config), log.child({ component: "key-purge" }));
+      const purge = startKeyPurge(
+        { db: database.db, log: log.child({ component: "key-purge" }) },
+        keyPurgeOptions(config),
+      );
       const api = serveApi(config, database, publisher, log);
       // PGlite is one connection: webhooks share it; PostgreSQL gives them a pool of their own.
       const webhookDatabase = config.databaseUrl

@@ -1,4 +1,5 @@
 import postgres from "postgres";
+import { deadline, every } from "../lib/timers";
 
 // How often the database is asked whether it answers, how long an answer may take, and how many
 // unanswered probes in a row make it unavailable: one slow answer (a busy CPU, a pause) is not an
@@ -38,9 +39,7 @@ export const alwaysAvailable: Availability = {
 export function probeAvailability(url: string, applicationName: string): Availability {
   let available = true;
   let unanswered = 0;
-  let stopped = false;
   let client: postgres.Sql | undefined;
-  let timer: Timer | undefined;
   const waiters = new Set<(up: boolean) => void>();
   const wakeAll = (up: boolean) => {
     for (const wake of waiters) wake(up);
@@ -64,14 +63,10 @@ export function probeAvailability(url: string, applicationName: string): Availab
       connection: { application_name: `${applicationName}-probe` },
     });
     const current = client;
-    let answered = false;
-    const query = current`select 1`.then(
-      () => {
-        answered = true;
-      },
-      () => {},
+    const answered = await deadline(Promise.resolve(current`select 1`), PROBE_TIMEOUT_MS).then(
+      () => true,
+      () => false,
     );
-    await Promise.race([query, Bun.sleep(PROBE_TIMEOUT_MS)]);
     if (!answered && client === current) {
       client = undefined;
       void current.end({ timeout: 0 }).catch(() => {});
@@ -79,11 +74,8 @@ export function probeAvailability(url: string, applicationName: string): Availab
     settle(answered);
   };
 
-  const loop = async () => {
-    await probe();
-    if (!stopped) timer = setTimeout(loop, PROBE_INTERVAL_MS);
-  };
-  timer = setTimeout(loop, PROBE_INTERVAL_MS);
+  // A probe settles its own failures (an unanswered probe is its result): the loop logs nothing.
+  const probing = every(PROBE_INTERVAL_MS, probe, { name: "database probe", firstAfterMs: PROBE_INTERVAL_MS });
 
   return {
     get available() {
@@ -107,10 +99,11 @@ export function probeAvailability(url: string, applicationName: string): Availab
       });
     },
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
+      // Ending the client first ends a probe in flight at once, rather than after its timeout.
+      const ended = probing.stop();
       wakeAll(false);
       await client?.end({ timeout: 1 }).catch(() => {});
+      await ended;
     },
   };
 }

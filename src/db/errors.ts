@@ -65,11 +65,6 @@ export function neverReachedDatabase(error: unknown): boolean {
   return error instanceof NothingStoredError || NOT_CONNECTED_CODES.has(errorCode(error) ?? "");
 }
 
-/** Rejects with DatabaseUnavailableError when `promise` has not settled within `ms`. */
-export function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: Timer | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DatabaseUnavailableError(`the database did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
+/** For `deadline` (src/lib/timers.ts): a statement with no answer in time counts as the database's outage. */
+export const noAnswerWithin = (ms: number) =>
+  new DatabaseUnavailableError(`the database did not answer within ${ms} ms`);

@@ -3,19 +3,20 @@ import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from 
 import type { Availability } from "../db/availability";
 import { type Db, resultRows } from "../db/client";
 import {
-  beforeDeadline,
   CreateOutcomeUnknownError,
   DatabaseUnavailableError,
   errorCode,
   isDatabaseUnavailable,
   NothingStoredError,
   neverReachedDatabase,
+  noAnswerWithin,
 } from "../db/errors";
 import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
 import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
 import { batched } from "../lib/batched";
 import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
+import { deadline } from "../lib/timers";
 import { payoutsCreated, recordStatusChange } from "../metrics";
 import { expired } from "./key-retention";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
@@ -184,7 +185,7 @@ export function payoutService(
       }
     };
     try {
-      return await (ms === null ? once(2) : beforeDeadline(once(2), ms));
+      return await (ms === null ? once(2) : deadline(once(2), ms, noAnswerWithin));
     } catch (error) {
       // A failed connection says more than a slow answer: the probe decides when it is back.
       if (isDatabaseUnavailable(error) && !(error instanceof DatabaseUnavailableError)) availability.lost();
@@ -214,7 +215,11 @@ export function payoutService(
     await Bun.sleep(Math.max(0, settleAt - clock.now()));
     let row: PayoutRow | undefined;
     try {
-      [row] = await beforeDeadline(db.select().from(payouts).where(eq(payouts.id, payout.id)), LOOKUP_TIMEOUT_MS);
+      [row] = await deadline(
+        db.select().from(payouts).where(eq(payouts.id, payout.id)),
+        LOOKUP_TIMEOUT_MS,
+        noAnswerWithin,
+      );
     } catch {
       throw new CreateOutcomeUnknownError(payout.id);
     }
@@ -266,7 +271,8 @@ export function payoutService(
    * timer for all of them.
    */
   const insertBatch = batched(
-    (batch: NewPayout[]) => beforeDeadline(writeBatch(batch), Math.min(...batch.map(settleTime)) - clock.now()),
+    (batch: NewPayout[]) =>
+      deadline(writeBatch(batch), Math.min(...batch.map(settleTime)) - clock.now(), noAnswerWithin),
     { maxSize: 200, maxInFlight: 2 },
   );
 

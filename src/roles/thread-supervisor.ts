@@ -1,5 +1,6 @@
 import { compiledBinary } from "../lib/binary";
 import type { Logger } from "../lib/log";
+import { deadline } from "../lib/timers";
 import { type MetricsReport, registry } from "../metrics";
 
 const RESTART_DELAY_MS = 1000;
@@ -82,7 +83,7 @@ export function startWorkerThreads(count: number, log: Logger, entry = THREAD_EN
             thread.postMessage({ type: "metrics" });
           }),
       );
-      await Promise.race([Promise.all(answers), Bun.sleep(timeoutMs)]);
+      await deadline(Promise.all(answers), timeoutMs).catch(() => {});
     },
     async stop(): Promise<void> {
       stopping = true;

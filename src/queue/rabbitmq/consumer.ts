@@ -1,5 +1,6 @@
 import type { ConsumeMessage } from "amqplib";
 import type { Logger } from "../../lib/log";
+import { deadline } from "../../lib/timers";
 import { workerInFlight } from "../../metrics";
 import { HAND_BACK_AFTER_MS, nearestDelay } from "../../payouts/processing/retry-policy";
 import type { Consumer, Delivery, HandlerResult, PayoutMessage } from "../port";
@@ -116,12 +117,10 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
         await link.channel.cancel(tag).catch(() => {});
       }
       if (inFlight > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => {
-            drained = resolve;
-          }),
-          Bun.sleep(options.drainTimeoutMs),
-        ]);
+        const allSettled = new Promise<void>((resolve) => {
+          drained = resolve;
+        });
+        await deadline(allSettled, options.drainTimeoutMs).catch(() => {});
       }
       await connection?.close();
     },
