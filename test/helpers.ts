@@ -4,7 +4,8 @@ import { connectPostgres, type Database } from "../src/db/client";
 import { createApp } from "../src/http/app";
 import { type Clock, systemClock } from "../src/lib/clock";
 import { createLogger } from "../src/lib/log";
-import { type WebhookSettings, webhookSettings } from "../src/webhooks/service";
+import { webhookSettings } from "../src/roles/options";
+import type { WebhookSettings } from "../src/webhooks/service";
 
 export const log = createLogger("error", "json");
 

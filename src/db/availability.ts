@@ -11,6 +11,22 @@ const PROBE_TIMEOUT_MS = 1000;
 const UNANSWERED_PROBES = 2;
 
 /**
+ * The two ways code waits out a database that does not answer, side by side so that a caller picks
+ * one instead of inventing a third:
+ * - `answer`: a request has a client waiting. It is refused at once while the database is known to
+ *   be out of reach, and otherwise answered within `withinMs` or with a 503, so that every answer
+ *   fits in the two seconds a client waits at most (src/payouts/service.ts `guarded`).
+ * - `persist`: a worker's claim or outcome has nobody waiting but must not be lost. It waits for
+ *   the database and writes again as soon as it answers (a pause of `rewritePauseMs` between
+ *   tries), for `forMs`; then the message goes back to the broker's retry queue
+ *   (src/payouts/processing/processor.ts `persist`).
+ */
+export const FAULT_POLICIES = {
+  answer: { withinMs: 1800 },
+  persist: { forMs: 30_000, rewritePauseMs: 250 },
+} as const;
+
+/**
  * Whether the database answers right now, as a circuit breaker: while it does not, requests are
  * refused at once instead of queueing behind dead connections, and workers stop claiming.
  */

@@ -163,9 +163,14 @@ export function createApp({
     )
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(payoutRoutes(payoutService(database.db, database.availability, idempotencyKeyTtlMs, clock, log), onCreated))
-    .use(eventRoutes(eventService(database.db)))
-    .use(webhookRoutes(webhookService(database.db, webhooks)));
+    .use(
+      payoutRoutes(
+        payoutService({ db: database.db, availability: database.availability, clock, log }, { idempotencyKeyTtlMs }),
+        onCreated,
+      ),
+    )
+    .use(eventRoutes(eventService({ db: database.db })))
+    .use(webhookRoutes(webhookService({ db: database.db }, webhooks)));
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from "drizzle-orm";
-import type { Availability } from "../db/availability";
+import { type Availability, FAULT_POLICIES } from "../db/availability";
 import { type Db, resultRows } from "../db/client";
 import {
   CreateOutcomeUnknownError,
@@ -70,8 +70,6 @@ export type CreateResult = { payout: Payout; replayed: false } | { status: numbe
 const CREATE_DEADLINE_MS = 800;
 const SETTLE_MS = 300;
 const LOOKUP_TIMEOUT_MS = 400;
-/** Reads, changes and deletes answer within this, or 503. */
-const ANSWER_WITHIN_MS = 1800;
 
 const UNIQUE_VIOLATION = "23505";
 const DEADLOCK_DETECTED = "40P01";
@@ -160,20 +158,20 @@ export function pageQuery(db: Db, query: ListQuery) {
 }
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
+export type PayoutServiceDeps = { db: Db; availability: Availability; clock: Clock; log: Logger };
 /** `idempotencyKeyTtlMs`: how long an Idempotency-Key stays bound to its first response. */
+export type PayoutServiceOptions = { idempotencyKeyTtlMs: number };
+
 export function payoutService(
-  db: Db,
-  availability: Availability,
-  idempotencyKeyTtlMs: number,
-  clock: Clock,
-  log: Logger,
+  { db, availability, clock, log }: PayoutServiceDeps,
+  { idempotencyKeyTtlMs }: PayoutServiceOptions,
 ) {
   /**
    * Refuses at once while the database is known to be out of reach, and answers within `ms`
    * otherwise: no request waits on a dead connection. With `ms` null the work bounds its own
    * wait (a batch of creates: one timer for the batch's statement, not one per request).
    */
-  const guarded = async <T>(work: () => Promise<T>, ms: number | null = ANSWER_WITHIN_MS): Promise<T> => {
+  const guarded = async <T>(work: () => Promise<T>, ms: number | null = FAULT_POLICIES.answer.withinMs): Promise<T> => {
     if (!availability.available) throw new NothingStoredError("the database cannot be reached");
     // A statement chosen as a deadlock's victim was rolled back whole: running it again is safe.
     const once = async (tries: number): Promise<T> => {

@@ -14,7 +14,10 @@ const THREAD_ENTRY = new URL(compiledBinary ? "./roles/worker-thread.ts" : "./wo
  * Starts `count` worker threads and keeps them running: a thread that dies is replaced. stop()
  * asks each thread to drain (stop consuming, finish or hand back its messages, close) and waits.
  */
-export function startWorkerThreads(count: number, log: Logger, entry = THREAD_ENTRY) {
+export function startWorkerThreads(
+  { log }: { log: Logger },
+  { count, entry = THREAD_ENTRY }: { count: number; entry?: string },
+) {
   const threads = new Set<Worker>();
   // Each thread's payouts in flight, as it last reported them (every 100 ms).
   const loads = new Map<Worker, number>();

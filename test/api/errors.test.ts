@@ -5,7 +5,7 @@ import { connectPostgres } from "../../src/db/client";
 import { createApp } from "../../src/http/app";
 import { systemClock } from "../../src/lib/clock";
 import type { Logger } from "../../src/lib/log";
-import { webhookSettings } from "../../src/webhooks/service";
+import { webhookSettings } from "../../src/roles/options";
 import { countRows, createPayout, problemType, scratchDatabase, validBody } from "../fixtures";
 import { testApi, testDatabase } from "../helpers";
 

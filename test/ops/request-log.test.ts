@@ -5,7 +5,7 @@ import { createApp } from "../../src/http/app";
 import { pathOf } from "../../src/http/request-log";
 import { systemClock } from "../../src/lib/clock";
 import { createLogger, type Logger } from "../../src/lib/log";
-import { webhookSettings } from "../../src/webhooks/service";
+import { webhookSettings } from "../../src/roles/options";
 import { eventually, testDatabase } from "../helpers";
 
 const database = testDatabase();

@@ -9,7 +9,10 @@ import { freePort, killSpawned, sample, spawnRole } from "./processes";
 
 const database = testDatabase();
 const PROCESSING = { maxAttempts: 5, retryBaseDelayMs: 1000, taskTimeLimitMs: 60_000 };
-const publisher = rabbitPublisher(process.env.AMQP_URL as string, retryDelays(PROCESSING), log);
+const publisher = rabbitPublisher(
+  { log },
+  { url: process.env.AMQP_URL as string, retryDelays: retryDelays(PROCESSING) },
+);
 let metricsUrl: string;
 let metricsPort: number;
 

@@ -10,7 +10,10 @@ import { log, testDatabase } from "../helpers";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const service = payoutService(database.db, database.availability, loadConfig({}).idempotencyKeyTtlMs, systemClock, log);
+const service = payoutService(
+  { db: database.db, availability: database.availability, clock: systemClock, log },
+  { idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs },
+);
 const input = { amount: "10.00", currency: "RUB" as const, recipient_details: "x", comment: "" };
 
 /** The error a promise rejects with; fails the test if it resolves. */

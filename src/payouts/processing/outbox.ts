@@ -33,7 +33,10 @@ const CLEAR_CONFIRMED_MS = 100;
  * PROCESSING and untouched for `stuckAfterMs`. A payout is published at least once; a duplicate
  * message finds nothing to claim.
  */
-export function createOutbox(db: Db, publisher: Publisher, options: OutboxOptions, log: Logger) {
+export function createOutbox(
+  { db, publisher, log }: { db: Db; publisher: Publisher; log: Logger },
+  options: OutboxOptions,
+) {
   let pending: string[] = [];
   let flushing: Promise<void> | undefined;
   let relay: Loop | undefined;

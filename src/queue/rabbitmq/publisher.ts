@@ -31,9 +31,8 @@ export function send({ channel, returned }: Link, queue: string, message: Payout
 
 /** Publishes payout ids to the durable queue as persistent messages, each confirmed by the broker. */
 export function rabbitPublisher(
-  url: string,
-  retryDelays: number[],
-  log: Logger,
+  { log }: { log: Logger },
+  { url, retryDelays }: { url: string; retryDelays: number[] },
 ): Publisher & { ready(ms: number): Promise<void> } {
   const connection = new RabbitConnection(url, log.child({ component: "publisher" }), ({ channel }) =>
     declareTopology(channel, retryDelays),
