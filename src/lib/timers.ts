@@ -25,7 +25,7 @@ export type Loop = {
   stop(): Promise<void>;
 };
 
-export type EveryOptions = {
+type EveryOptions = {
   /** Names the loop in the line a failed pass logs ("<name> failed; will try again"). */
   name: string;
   /** Where a failed pass is reported; a pass that settles its own errors (the probe) needs none. */

@@ -158,9 +158,9 @@ export function pageQuery(db: Db, query: ListQuery) {
 }
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
-export type PayoutServiceDeps = { db: Db; availability: Availability; clock: Clock; log: Logger };
+type PayoutServiceDeps = { db: Db; availability: Availability; clock: Clock; log: Logger };
 /** `idempotencyKeyTtlMs`: how long an Idempotency-Key stays bound to its first response. */
-export type PayoutServiceOptions = { idempotencyKeyTtlMs: number };
+type PayoutServiceOptions = { idempotencyKeyTtlMs: number };
 
 export function payoutService(
   { db, availability, clock, log }: PayoutServiceDeps,

@@ -52,7 +52,7 @@ export const brokerPublisher = (config: Config, log: Logger): Publisher =>
 export const brokerConsumer = (config: Config, log: Logger): Consumer =>
   rabbitConsumer({ log }, consumerOptions(config, config.amqpUrl as string));
 
-export type Queue = { publisher: Publisher; consumer: Consumer; inProcess: boolean };
+type Queue = { publisher: Publisher; consumer: Consumer; inProcess: boolean };
 
 /** Role `all`'s queue: RabbitMQ when AMQP_URL is set, else the in-process queue. */
 export const brokerOrMemory = (config: Config, log: Logger): Queue =>

@@ -14,7 +14,7 @@ import { type Component, resource, run } from "./run";
  * stops them in reverse: the api stops accepting and answers what is in flight first, so that
  * every payout it created is handed to the outbox, which publishes it before the queue closes.
  */
-export function allComponents(config: Config, log: Logger): Component[] {
+function allComponents(config: Config, log: Logger): Component[] {
   const database = databaseComponent("database", () => embeddedOrPostgres(config));
   const migrations = {
     name: "migrations",

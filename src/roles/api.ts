@@ -10,7 +10,7 @@ import { type Component, run } from "./run";
  * flight (each hands its payout to the outbox); then the outbox publishes those hand-offs and ends
  * its relay pass; then the publisher closes, with nothing left to publish; the database last.
  */
-export function apiComponents(config: Config, log: Logger): Component[] {
+function apiComponents(config: Config, log: Logger): Component[] {
   const database = databaseComponent("database", () => postgres(config, config.dbPoolSize, "payouts-api"));
   const publisher = publisherComponent(() => brokerPublisher(config, log));
   const outbox = outboxComponent(config, log, database, () => publisher.value);

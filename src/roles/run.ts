@@ -43,7 +43,7 @@ export function resource<T>(
   };
 }
 
-export type Running = {
+type Running = {
   /** Stops every started component in reverse order; one that fails to stop does not keep the others running. */
   stop(): Promise<void>;
 };

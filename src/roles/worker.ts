@@ -63,7 +63,7 @@ function serveWorkerMetrics(
  * worker threads as its processing. The worker role relays too, so payouts whose hand-off failed
  * are published even while no api replica runs.
  */
-export function workerComponents(config: Config, log: Logger): Component[] {
+function workerComponents(config: Config, log: Logger): Component[] {
   const threads = resource(
     "worker threads",
     () => startWorkerThreads({ log }, { count: config.workerThreads }),

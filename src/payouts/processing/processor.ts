@@ -49,7 +49,7 @@ function slots(size: number) {
  * that ends is followed at once by one already claimed, instead of by a claim and an outcome
  * written for a whole cohort of payouts (bench/RESULTS.md, the latency-bound case).
  */
-export type ProcessorDeps = {
+type ProcessorDeps = {
   db: Db;
   availability: Availability;
   gateway: PayoutGateway;
