@@ -21,7 +21,7 @@ import { PAGE_LIMIT_MAX } from "../src/payouts/model";
 import { createOutbox } from "../src/payouts/processing/outbox";
 import { pageQuery } from "../src/payouts/service";
 import { nextCursor, validateListQuery } from "../src/payouts/validation";
-import { outboxOptions } from "../src/roles/adapters";
+import { outboxOptions } from "../src/roles/options";
 import {
   benchEnvironment,
   CONNECTIONS,
@@ -227,9 +227,9 @@ async function explainRelay(t: Target): Promise<string> {
     publish: () => Promise.reject(new Error("bench: not publishing")),
     close: async () => {},
   };
-  // The options the roles run with (src/roles/adapters.ts): their intervals are parameters of the query,
+  // The options the roles run with (src/roles/options.ts): their intervals are parameters of the query,
   // so other values would not change its plan.
-  const outbox = createOutbox(db, publisher, outboxOptions(loadConfig()), createLogger("error", "json"));
+  const outbox = createOutbox({ db, publisher, log: createLogger("error", "json") }, outboxOptions(loadConfig()));
   await outbox.relayOnce().catch(() => {});
   await client.end();
   // Its two SELECTs: the outbox's rows, then (the outbox being empty) the payouts whose message was lost.

@@ -1,4 +1,5 @@
 import postgres from "postgres";
+import { deadline, every } from "../lib/timers";
 
 // How often the database is asked whether it answers, how long an answer may take, and how many
 // unanswered probes in a row make it unavailable: one slow answer (a busy CPU, a pause) is not an
@@ -8,6 +9,22 @@ import postgres from "postgres";
 const PROBE_INTERVAL_MS = 500;
 const PROBE_TIMEOUT_MS = 1000;
 const UNANSWERED_PROBES = 2;
+
+/**
+ * The two ways code waits out a database that does not answer, side by side so that a caller picks
+ * one instead of inventing a third:
+ * - `answer`: a request has a client waiting. It is refused at once while the database is known to
+ *   be out of reach, and otherwise answered within `withinMs` or with a 503, so that every answer
+ *   fits in the two seconds a client waits at most (src/payouts/service.ts `guarded`).
+ * - `persist`: a worker's claim or outcome has nobody waiting but must not be lost. It waits for
+ *   the database and writes again as soon as it answers (a pause of `rewritePauseMs` between
+ *   tries), for `forMs`; then the message goes back to the broker's retry queue
+ *   (src/payouts/processing/processor.ts `persist`).
+ */
+export const FAULT_POLICIES = {
+  answer: { withinMs: 1800 },
+  persist: { forMs: 30_000, rewritePauseMs: 250 },
+} as const;
 
 /**
  * Whether the database answers right now, as a circuit breaker: while it does not, requests are
@@ -38,9 +55,7 @@ export const alwaysAvailable: Availability = {
 export function probeAvailability(url: string, applicationName: string): Availability {
   let available = true;
   let unanswered = 0;
-  let stopped = false;
   let client: postgres.Sql | undefined;
-  let timer: Timer | undefined;
   const waiters = new Set<(up: boolean) => void>();
   const wakeAll = (up: boolean) => {
     for (const wake of waiters) wake(up);
@@ -64,14 +79,10 @@ export function probeAvailability(url: string, applicationName: string): Availab
       connection: { application_name: `${applicationName}-probe` },
     });
     const current = client;
-    let answered = false;
-    const query = current`select 1`.then(
-      () => {
-        answered = true;
-      },
-      () => {},
+    const answered = await deadline(Promise.resolve(current`select 1`), PROBE_TIMEOUT_MS).then(
+      () => true,
+      () => false,
     );
-    await Promise.race([query, Bun.sleep(PROBE_TIMEOUT_MS)]);
     if (!answered && client === current) {
       client = undefined;
       void current.end({ timeout: 0 }).catch(() => {});
@@ -79,11 +90,8 @@ export function probeAvailability(url: string, applicationName: string): Availab
     settle(answered);
   };
 
-  const loop = async () => {
-    await probe();
-    if (!stopped) timer = setTimeout(loop, PROBE_INTERVAL_MS);
-  };
-  timer = setTimeout(loop, PROBE_INTERVAL_MS);
+  // A probe settles its own failures (an unanswered probe is its result): the loop logs nothing.
+  const probing = every(PROBE_INTERVAL_MS, probe, { name: "database probe", firstAfterMs: PROBE_INTERVAL_MS });
 
   return {
     get available() {
@@ -107,10 +115,11 @@ export function probeAvailability(url: string, applicationName: string): Availab
       });
     },
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
+      // Ending the client first ends a probe in flight at once, rather than after its timeout.
+      const ended = probing.stop();
       wakeAll(false);
       await client?.end({ timeout: 1 }).catch(() => {});
+      await ended;
     },
   };
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { deadline } from "../lib/timers";
 import { type Availability, alwaysAvailable, probeAvailability } from "./availability";
 import * as schema from "./schema";
 
@@ -39,12 +40,7 @@ export function connectPostgres(url: string, poolSize: number, applicationName: 
   const availability = probeAvailability(url, applicationName);
   return {
     db,
-    ping: (timeoutMs = 2000) =>
-      withTimeout(
-        client`select 1`.then(() => true),
-        timeoutMs,
-        false,
-      ),
+    ping: (timeoutMs = 2000) => answers(client`select 1`, timeoutMs),
     availability,
     async close() {
       await availability.stop();
@@ -78,21 +74,15 @@ export async function openPglite(dataDir: string): Promise<Database> {
   const db = drizzle(client, { schema }) as unknown as Db;
   return {
     db,
-    ping: (timeoutMs = 2000) =>
-      withTimeout(
-        client.query("select 1").then(() => true),
-        timeoutMs,
-        false,
-      ),
+    ping: (timeoutMs = 2000) => answers(client.query("select 1"), timeoutMs),
     availability: alwaysAvailable,
     close: () => client.close(),
   };
 }
 
-export function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: Timer | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-  });
-  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => clearTimeout(timer));
-}
+/** Whether `query` succeeds within `ms`: a failure and a silence both mean no. */
+const answers = (query: PromiseLike<unknown>, ms: number): Promise<boolean> =>
+  deadline(Promise.resolve(query), ms).then(
+    () => true,
+    () => false,
+  );

@@ -7,7 +7,8 @@ import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { compiledBinary } from "../lib/binary";
 import type { Logger } from "../lib/log";
-import { type Db, withTimeout } from "./client";
+import { deadline } from "../lib/timers";
+import type { Db } from "./client";
 
 /**
  * The drizzle/ folder: beside the compiled binary when running as one (the Docker image ships it
@@ -125,7 +126,7 @@ export function schemaCheck(db: Db, timeoutMs = 2000, folder = migrationsFolder(
       .from(appliedMigrations)
       .where(inArray(appliedMigrations.createdAt, known))
       .then(([row]) => row?.n ?? 0);
-    current = (await withTimeout(applied, timeoutMs, -1)) === known.length;
+    current = (await deadline(applied, timeoutMs).catch(() => -1)) === known.length;
     return current;
   };
 }

@@ -73,7 +73,7 @@ function toPage<Q extends PageQuery>(rows: PayoutEventRow[], query: Q, spec: Lis
 }
 
 /** The audit trail as clients read it. The trigger writes it; nothing here does. */
-export function eventService(db: Db) {
+export function eventService({ db }: { db: Db }) {
   return {
     list: async (query: EventListQuery): Promise<Page> => toPage(await eventsPageQuery(db, query), query, eventList),
 

@@ -35,7 +35,7 @@ const reference = (idempotencyKey: string): Payment => ({ reference: `sim_${idem
  * the case that idempotency exists for. Like a real provider's, the latency is the whole call's,
  * its own bookkeeping included.
  */
-export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): PayoutGateway {
+export function simulatedGateway({ db }: { db: Db }, options: SimulatedGatewayOptions): PayoutGateway {
   // Calls in flight together are written to the ledger in one statement, prepared once (the batch
   // travels as one JSON parameter, so no SQL is built per batch), keys sorted so that concurrent
   // batches lock in one order. A key repeated within a batch is one payment, two calls.

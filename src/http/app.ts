@@ -168,19 +168,15 @@ export function createApp({
     .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
     .use(
       payoutRoutes(
-        payoutService({
-          db: database.db,
-          availability: database.availability,
-          idempotencyKeyTtlMs,
-          createDeadlineMs,
-          clock,
-          log,
-        }),
+        payoutService(
+          { db: database.db, availability: database.availability, clock, log },
+          { idempotencyKeyTtlMs, createDeadlineMs },
+        ),
         onCreated,
       ),
     )
-    .use(eventRoutes(eventService(database.db)))
-    .use(webhookRoutes(webhookService(database.db, webhooks)));
+    .use(eventRoutes(eventService({ db: database.db })))
+    .use(webhookRoutes(webhookService({ db: database.db }, webhooks)));
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

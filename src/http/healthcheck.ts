@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import type { Config, Role } from "../config";
+import type { Role } from "../config";
 
 /**
  * The command line of the container's first process (PID 1: the binary itself, or an init such as
@@ -78,11 +78,11 @@ export function listeningPorts(pids: number[]): number[] {
  */
 export async function roleIsHealthy(
   role: Role,
-  config: Pick<Config, "host" | "port" | "metricsPort">,
+  listen: { host: string; port: number; metricsPort: number },
   { timeoutMs = 3000, pids = containerProcesses } = {},
 ): Promise<boolean> {
-  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-  const [port, path] = role === "worker" ? [config.metricsPort, "/health"] : [config.port, "/health/ready"];
+  const host = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : listen.host;
+  const [port, path] = role === "worker" ? [listen.metricsPort, "/health"] : [listen.port, "/health/ready"];
   const ports = port === 0 ? listeningPorts(pids()) : [port];
   const healthy = async (p: number) => {
     try {

@@ -2,6 +2,7 @@ import { inArray, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { idempotencyKeys } from "../db/schema";
 import type { Logger } from "../lib/log";
+import { every, type Loop } from "../lib/timers";
 
 /**
  * A key older than the TTL is expired: the purge deletes it and a create may use it again, whether
@@ -51,41 +52,21 @@ export type KeyPurgeOptions = { ttlMs: number; intervalMs: number; batchSize: nu
 
 /**
  * Every `intervalMs` (and once at start), purges expired idempotency keys batch after batch until a
- * batch comes back short. A failure (the database is down) is logged and retried next round.
+ * batch comes back short. A failure (the database is down) is logged and retried next round; stop()
+ * waits for a batch in progress (one short statement) to commit.
  */
-export function startKeyPurge(db: Db, options: KeyPurgeOptions, log: Logger) {
-  let timer: Timer | undefined;
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
-
-  const round = async () => {
+export function startKeyPurge({ db, log }: { db: Db; log: Logger }, options: KeyPurgeOptions): Loop {
+  const round = async (stopping: AbortSignal) => {
     let purged = 0;
     try {
       for (;;) {
         const deleted = await purgeExpiredKeys(db, options.ttlMs, options.batchSize);
         if (deleted > 0) purged += deleted;
-        if (stopped || deleted < options.batchSize) break;
+        if (stopping.aborted || deleted < options.batchSize) break;
       }
-    } catch (err) {
-      log.warn("idempotency key purge failed; retrying next round", { err });
+    } finally {
+      if (purged > 0) log.info("expired idempotency keys purged", { count: purged });
     }
-    if (purged > 0) log.info("expired idempotency keys purged", { count: purged });
   };
-
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = round().then(schedule);
-    }, options.intervalMs);
-  };
-  running = round().then(schedule);
-
-  return {
-    /** Stops the rounds; waits for a batch in progress (one short statement) to commit. */
-    async stop(): Promise<void> {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  return every(options.intervalMs, round, { name: "idempotency key purge", log });
 }

@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
 import { and, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from "drizzle-orm";
-import type { Availability } from "../db/availability";
+import { type Availability, FAULT_POLICIES } from "../db/availability";
 import { type Db, resultRows } from "../db/client";
 import {
-  beforeDeadline,
   CreateOutcomeUnknownError,
   DatabaseUnavailableError,
   errorCode,
@@ -11,6 +10,7 @@ import {
   KeyedCreateUnsettledError,
   NothingStoredError,
   neverReachedDatabase,
+  noAnswerWithin,
   refusedForTime,
   schemaBehind,
 } from "../db/errors";
@@ -19,6 +19,7 @@ import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
 import { batched } from "../lib/batched";
 import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
+import { deadline } from "../lib/timers";
 import { payoutsCreated, recordStatusChange } from "../metrics";
 import { expired } from "./key-retention";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
@@ -78,8 +79,6 @@ export type CreateResult = { payout: Payout; replayed: false } | { status: numbe
 const SETTLE_MS = 300;
 const LOOKUP_TIMEOUT_MS = 400;
 const SCHEDULING_MS = 500;
-/** Reads, changes and deletes answer within this, or 503. */
-const ANSWER_WITHIN_MS = 1800;
 
 /** How long a create may take to be answered, keyed or not, with this CREATE_DEADLINE_MS. */
 export const createAnswerBoundMs = (createDeadlineMs: number) =>
@@ -173,32 +172,25 @@ export function pageQuery(db: Db, query: ListQuery) {
     .limit(query.limit + 1);
 }
 
-export type PayoutServiceDeps = {
-  db: Db;
-  availability: Availability;
+type PayoutServiceDeps = { db: Db; availability: Availability; clock: Clock; log: Logger };
+type PayoutServiceOptions = {
   /** IDEMPOTENCY_KEY_TTL_MS: how long an Idempotency-Key stays bound to its first response. */
   idempotencyKeyTtlMs: number;
   /** CREATE_DEADLINE_MS: how long a create may take to commit, from its arrival. */
   createDeadlineMs: number;
-  clock: Clock;
-  log: Logger;
 };
 
 /** Payout requests as clients see them: plain functions over the database, no HTTP in sight. */
-export function payoutService({
-  db,
-  availability,
-  idempotencyKeyTtlMs,
-  createDeadlineMs,
-  clock,
-  log,
-}: PayoutServiceDeps) {
+export function payoutService(
+  { db, availability, clock, log }: PayoutServiceDeps,
+  { idempotencyKeyTtlMs, createDeadlineMs }: PayoutServiceOptions,
+) {
   /**
    * Refuses at once while the database is known to be out of reach, and answers within `ms`
    * otherwise: no request waits on a dead connection. With `ms` null the work bounds its own
    * wait (a batch of creates: one timer for the batch's statement, not one per request).
    */
-  const guarded = async <T>(work: () => Promise<T>, ms: number | null = ANSWER_WITHIN_MS): Promise<T> => {
+  const guarded = async <T>(work: () => Promise<T>, ms: number | null = FAULT_POLICIES.answer.withinMs): Promise<T> => {
     if (!availability.available) throw new NothingStoredError("the database cannot be reached");
     // A statement chosen as a deadlock's victim was rolled back whole: running it again is safe.
     const once = async (tries: number): Promise<T> => {
@@ -210,7 +202,7 @@ export function payoutService({
       }
     };
     try {
-      return await (ms === null ? once(2) : beforeDeadline(once(2), ms));
+      return await (ms === null ? once(2) : deadline(once(2), ms, noAnswerWithin));
     } catch (error) {
       // A failed connection says more than a slow answer: the probe decides when it is back.
       if (isDatabaseUnavailable(error) && !(error instanceof DatabaseUnavailableError)) availability.lost();
@@ -276,7 +268,9 @@ export function payoutService({
    */
   const insertBatch = batched(
     (batch: NewPayout[]) =>
-      beforeDeadline(writeBatch(batch), Math.min(...batch.map(settleTime)) - clock.now()).catch(timeRefusalNotStored),
+      deadline(writeBatch(batch), Math.min(...batch.map(settleTime)) - clock.now(), noAnswerWithin).catch(
+        timeRefusalNotStored,
+      ),
     { maxSize: 200, maxInFlight: 2 },
   );
 
@@ -298,7 +292,11 @@ export function payoutService({
     await Bun.sleep(Math.max(0, settleTime(payout) - clock.now()));
     let row: PayoutRow | undefined;
     try {
-      [row] = await beforeDeadline(db.select().from(payouts).where(eq(payouts.id, payout.id)), LOOKUP_TIMEOUT_MS);
+      [row] = await deadline(
+        db.select().from(payouts).where(eq(payouts.id, payout.id)),
+        LOOKUP_TIMEOUT_MS,
+        noAnswerWithin,
+      );
     } catch {
       throw new CreateOutcomeUnknownError(payout.id);
     }

@@ -9,8 +9,8 @@ import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from
  * was not finished (see `recoverInProcess`).
  */
 export function memoryQueue(
-  concurrency: number,
-  log: Logger,
+  { log }: { log: Logger },
+  { concurrency }: { concurrency: number },
 ): { publisher: Publisher; consumer: Consumer & { readonly scheduled: number } } {
   const waiting: Delivery[] = [];
   const timers = new Set<Timer>();

@@ -1,54 +1,74 @@
-// The composition root: which adapter plays each port (database, broker, gateway, clock) and how
-// they are put together, for main.ts and the worker thread alike. Nothing below it chooses an adapter.
+// Which adapter plays each port (database, broker, gateway, clock): chosen here and nowhere else,
+// for every role and the worker thread alike.
 
-import type { Config } from "../config";
-import type { Database } from "../db/client";
+import { type Config, ConfigError, type Role } from "../config";
+import { connectPostgres, type Database, openPglite } from "../db/client";
 import { simulatedGateway } from "../gateway/simulated";
+import { compiledBinary } from "../lib/binary";
 import { type Clock, systemClock } from "../lib/clock";
 import type { Logger } from "../lib/log";
-import type { OutboxOptions } from "../payouts/processing/outbox";
 import { createProcessor } from "../payouts/processing/processor";
-import { retryDelays, retryPolicy, stuckAfterMs } from "../payouts/processing/retry-policy";
+import { retryDelays } from "../payouts/processing/retry-policy";
+import { memoryQueue } from "../queue/memory";
 import type { Consumer, Publisher } from "../queue/port";
-import { type RabbitConsumerOptions, rabbitConsumer } from "../queue/rabbitmq/consumer";
+import { rabbitConsumer } from "../queue/rabbitmq/consumer";
 import { rabbitPublisher } from "../queue/rabbitmq/publisher";
-
-/** The RabbitMQ consumer that feeds the processor: its prefetch, its retry queues, its drain. */
-export const consumerOptions = (config: Config): RabbitConsumerOptions => ({
-  concurrency: config.workerConcurrency,
-  retryDelays: retryDelays(retryPolicy(config)),
-  drainTimeoutMs: config.taskTimeLimitMs,
-});
+import { consumerOptions, gatewayOptions, retryPolicy } from "./options";
 
 /** The time of day every role decides by: the machine's (tests pass others to what they build). */
 export const clock: Clock = systemClock;
 
-export const outboxOptions = (config: Config): OutboxOptions => ({
-  intervalMs: config.relayIntervalMs,
-  graceMs: 5000,
-  republishAfterMs: config.relayRepublishAfterMs,
-  stuckAfterMs: stuckAfterMs(retryPolicy(config)),
-});
+/** The api and worker roles run on the real services only: a missing URL stops them with one line. */
+export function requireUrls(config: Config, role: Role, names: ("DATABASE_URL" | "AMQP_URL")[]) {
+  const missing = names.filter((n) => (n === "DATABASE_URL" ? !config.databaseUrl : !config.amqpUrl));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `--role=${role} needs ${missing.join(" and ")} (the embedded database and in-process queue exist only in --role=all)`,
+    );
+  }
+}
 
-export const brokerPublisher = (config: Config, url: string, log: Logger): Publisher =>
-  rabbitPublisher(url, retryDelays(retryPolicy(config)), log);
+/** A PostgreSQL pool on DATABASE_URL, named for `pg_stat_activity`. */
+export const postgres = (config: Config, poolSize: number, applicationName: string): Database =>
+  connectPostgres(config.databaseUrl as string, poolSize, applicationName);
 
-export const brokerConsumer = (config: Config, url: string, log: Logger): Consumer =>
-  rabbitConsumer(url, consumerOptions(config), log);
+/** Role `all` runs on the embedded PGlite only from source. */
+export function requireEmbeddable(config: Config) {
+  if (!config.databaseUrl && compiledBinary) {
+    // PGlite loads its WebAssembly and data files from node_modules, which the binary lacks.
+    throw new ConfigError(
+      "--role=all needs DATABASE_URL in the compiled binary: the embedded PGlite database runs only from source (bun run start)",
+    );
+  }
+}
+
+/** Role `all`'s database: PostgreSQL when DATABASE_URL is set, else the embedded PGlite under DATA_DIR. */
+export const embeddedOrPostgres = (config: Config): Promise<Database> | Database =>
+  config.databaseUrl ? postgres(config, config.dbPoolSize, "payouts") : openPglite(config.dataDir);
+
+export const brokerPublisher = (config: Config, log: Logger): Publisher =>
+  rabbitPublisher({ log }, { url: config.amqpUrl as string, retryDelays: retryDelays(retryPolicy(config)) });
+
+export const brokerConsumer = (config: Config, log: Logger): Consumer =>
+  rabbitConsumer({ log }, consumerOptions(config, config.amqpUrl as string));
+
+type Queue = { publisher: Publisher; consumer: Consumer; inProcess: boolean };
+
+/** Role `all`'s queue: RabbitMQ when AMQP_URL is set, else the in-process queue. */
+export const brokerOrMemory = (config: Config, log: Logger): Queue =>
+  config.amqpUrl
+    ? { publisher: brokerPublisher(config, log), consumer: brokerConsumer(config, log), inProcess: false }
+    : { ...memoryQueue({ log }, { concurrency: config.workerConcurrency }), inProcess: true };
 
 /**
  * The processing half of a process (a worker thread, or role `all`): the simulated gateway (the
  * only adapter of the gateway port so far) and the processor, fed by `consumer`.
  */
-export async function startProcessing(
-  config: Config,
-  database: Database,
-  consumer: Consumer,
-  log: Logger,
-): Promise<void> {
-  const gateway = simulatedGateway(database.db, {
-    latencyMs: config.gatewayLatencyMs,
-    failureRate: config.gatewayFailureRate,
-  });
-  await consumer.start(createProcessor(database, gateway, retryPolicy(config), clock, log, config.workerConcurrency));
+export async function startProcessing(config: Config, database: Database, consumer: Consumer, log: Logger) {
+  const gateway = simulatedGateway({ db: database.db }, gatewayOptions(config));
+  const processor = createProcessor(
+    { db: database.db, availability: database.availability, gateway, clock, log },
+    { ...retryPolicy(config), maxCalls: config.workerConcurrency },
+  );
+  await consumer.start(processor);
 }

@@ -1,5 +1,6 @@
 import { compiledBinary } from "../lib/binary";
 import type { Logger } from "../lib/log";
+import { deadline } from "../lib/timers";
 import { type MetricsReport, registry } from "../metrics";
 
 const RESTART_DELAY_MS = 1000;
@@ -13,7 +14,10 @@ const THREAD_ENTRY = new URL(compiledBinary ? "./roles/worker-thread.ts" : "./wo
  * Starts `count` worker threads and keeps them running: a thread that dies is replaced. stop()
  * asks each thread to drain (stop consuming, finish or hand back its messages, close) and waits.
  */
-export function startWorkerThreads(count: number, log: Logger, entry = THREAD_ENTRY) {
+export function startWorkerThreads(
+  { log }: { log: Logger },
+  { count, entry = THREAD_ENTRY }: { count: number; entry?: string },
+) {
   const threads = new Set<Worker>();
   // Each thread's payouts in flight, as it last reported them (every 100 ms).
   const loads = new Map<Worker, number>();
@@ -82,7 +86,7 @@ export function startWorkerThreads(count: number, log: Logger, entry = THREAD_EN
             thread.postMessage({ type: "metrics" });
           }),
       );
-      await Promise.race([Promise.all(answers), Bun.sleep(timeoutMs)]);
+      await deadline(Promise.all(answers), timeoutMs).catch(() => {});
     },
     async stop(): Promise<void> {
       stopping = true;

@@ -1,5 +1,4 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { Config } from "../config";
 import { type Db, resultRows } from "../db/client";
 import type { PayoutEventRow } from "../db/schema";
 import { toEvent } from "../events/service";
@@ -29,18 +28,6 @@ export type DeliveryOptions = {
    */
   busyRate: number;
 };
-
-export const deliveryOptions = (config: Config): DeliveryOptions => ({
-  timeoutMs: config.webhookTimeoutMs,
-  maxAttempts: config.webhookMaxAttempts,
-  retryBaseDelayMs: config.webhookRetryBaseDelayMs,
-  disableAfter: config.webhookDisableAfter,
-  allowPrivateNetworks: config.webhookAllowPrivateNetworks,
-  concurrency: 32,
-  perEndpoint: config.webhookEndpointConcurrency,
-  pollIntervalMs: 250,
-  busyRate: config.webhookBusyRate,
-});
 
 /** While payouts are in flight, attempts are started in steps of this, a tenth of busyRate each. */
 const BUSY_STEP_MS = 100;

@@ -1,5 +1,4 @@
 import { and, desc, eq, lt, sql } from "drizzle-orm";
-import type { Config } from "../config";
 import type { Db } from "../db/client";
 import { type WebhookDeliveryRow, type WebhookEndpointRow, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { NotFound, ValidationFailed } from "../errors";
@@ -23,11 +22,6 @@ export type WebhookSettings = {
   /** WEBHOOK_SECRET_OVERLAP_MS: how long the previous secret still signs after a rotation. */
   secretOverlapMs: number;
 };
-
-export const webhookSettings = (config: Config): WebhookSettings => ({
-  allowPrivateNetworks: config.webhookAllowPrivateNetworks,
-  secretOverlapMs: config.webhookSecretOverlapMs,
-});
 
 export function toEndpoint(row: WebhookEndpointRow): WebhookEndpoint {
   return {
@@ -73,7 +67,7 @@ export function page<R extends { id: string; createdAt: Date }, T, Q extends Pag
 export const DISABLED_BY_CLIENT = "disabled by a client";
 
 /** Webhook endpoints and their deliveries as clients manage them. Delivering is delivery.ts's. */
-export function webhookService(db: Db, settings: WebhookSettings) {
+export function webhookService({ db }: { db: Db }, settings: WebhookSettings) {
   /** The URL rules, DNS included: a 400 naming the url when it may not be sent to. */
   const checkUrl = async (raw: string) => {
     const problem =

@@ -2,7 +2,8 @@ import { loadConfig } from "../../src/config";
 import type { Database } from "../../src/db/client";
 import { createApp } from "../../src/http/app";
 import { type Clock, systemClock } from "../../src/lib/clock";
-import { type WebhookSettings, webhookSettings } from "../../src/webhooks/service";
+import { webhookSettings } from "../../src/roles/options";
+import type { WebhookSettings } from "../../src/webhooks/service";
 import { quiet } from "./log";
 
 /**

@@ -2,6 +2,7 @@ import { and, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { payoutOutbox, payouts } from "../../db/schema";
 import type { Logger } from "../../lib/log";
+import { every, type Loop } from "../../lib/timers";
 import type { Publisher } from "../../queue/port";
 
 export type OutboxOptions = {
@@ -32,11 +33,13 @@ const CLEAR_CONFIRMED_MS = 100;
  * PROCESSING and untouched for `stuckAfterMs`. A payout is published at least once; a duplicate
  * message finds nothing to claim.
  */
-export function createOutbox(db: Db, publisher: Publisher, options: OutboxOptions, log: Logger) {
+export function createOutbox(
+  { db, publisher, log }: { db: Db; publisher: Publisher; log: Logger },
+  options: OutboxOptions,
+) {
   let pending: string[] = [];
   let flushing: Promise<void> | undefined;
-  let timer: Timer | undefined;
-  let relaying: Promise<number> | undefined;
+  let relay: Loop | undefined;
 
   // One parameter whatever the batch size: each statement is prepared once by the driver.
   const confirmed = (ids: string[]) =>
@@ -151,16 +154,9 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
     });
   };
 
-  const tick = async () => {
-    try {
-      relaying = relayOnce();
-      while ((await relaying) === BATCH) relaying = relayOnce();
-    } catch (err) {
-      log.warn("relay pass failed; will try again", { err });
-    } finally {
-      relaying = undefined;
-      if (timer !== undefined) timer = setTimeout(tick, options.intervalMs);
-    }
+  // A full batch says more are waiting: the next one goes at once, not an interval later.
+  const relayPass = async (stopping: AbortSignal) => {
+    for (let published = BATCH; published === BATCH && !stopping.aborted; ) published = await relayOnce();
   };
 
   return {
@@ -175,12 +171,10 @@ export function createOutbox(db: Db, publisher: Publisher, options: OutboxOption
     },
     relayOnce,
     start() {
-      timer = setTimeout(tick, 0);
+      relay = every(options.intervalMs, relayPass, { name: "relay pass", log });
     },
     async stop() {
-      clearTimeout(timer);
-      timer = undefined;
-      await relaying?.catch(() => {});
+      await relay?.stop();
       await flushing;
       clearTimeout(clearTimer);
       await clearing;

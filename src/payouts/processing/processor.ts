@@ -1,5 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
-import type { Database } from "../../db/client";
+import { type Availability, FAULT_POLICIES } from "../../db/availability";
+import type { Db } from "../../db/client";
 import { DatabaseUnavailableError, isDatabaseUnavailable } from "../../db/errors";
 import { type PayoutRow, payouts } from "../../db/schema";
 import type { Payment, PayoutGateway } from "../../gateway/port";
@@ -11,9 +12,8 @@ import type { Delivery, HandlerResult } from "../../queue/port";
 import { asTemporaryFailure, nextAttemptAfterMs, type RetryPolicy, type TemporaryFailure } from "./retry-policy";
 
 // A claim or an outcome that failed for want of the database is written again by its own worker
-// as soon as the database answers, for this long; then the message goes to the retry queue.
-const DATABASE_WAIT_MS = 30_000;
-const REWRITE_PAUSE_MS = 250;
+// as soon as the database answers, for a while; then the message goes to the retry queue.
+const { forMs: DATABASE_WAIT_MS, rewritePauseMs: REWRITE_PAUSE_MS } = FAULT_POLICIES.persist;
 
 /** What a claim returns: what the gateway call and the outcome's write need, no more. */
 type Claimed = Pick<PayoutRow, "id" | "amount" | "currency" | "recipientDetails" | "status" | "attempts">;
@@ -49,16 +49,19 @@ function slots(size: number) {
  * that ends is followed at once by one already claimed, instead of by a claim and an outcome
  * written for a whole cohort of payouts (bench/RESULTS.md, the latency-bound case).
  */
+type ProcessorDeps = {
+  db: Db;
+  availability: Availability;
+  gateway: PayoutGateway;
+  clock: Clock;
+  log: Logger;
+};
+
 export function createProcessor(
-  database: Database,
-  gateway: PayoutGateway,
-  options: RetryPolicy,
-  clock: Clock,
-  log: Logger,
-  maxCalls = Number.POSITIVE_INFINITY,
+  { db, availability, gateway, clock, log }: ProcessorDeps,
+  options: RetryPolicy & { maxCalls?: number },
 ) {
-  const { db, availability } = database;
-  const calls = slots(maxCalls);
+  const calls = slots(options.maxCalls ?? Number.POSITIVE_INFINITY);
 
   /**
    * Runs a write until it gets through: while the database is gone, nothing is claimed or written

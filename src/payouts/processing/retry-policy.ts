@@ -1,18 +1,12 @@
-import type { Config } from "../../config";
 import { TemporaryGatewayError } from "../../gateway/port";
 
 /**
  * When a payout is tried again and when it is given up: every rule of it in one place, read by the
  * processor (attempts, backoff), the queues (retry queues, hand-backs) and the relay (when a
- * PROCESSING payout counts as lost).
+ * PROCESSING payout counts as lost). Its values are MAX_ATTEMPTS, RETRY_BASE_DELAY_MS and
+ * TASK_TIME_LIMIT_MS (src/roles/options.ts).
  */
-export type RetryPolicy = Pick<Config, "maxAttempts" | "retryBaseDelayMs" | "taskTimeLimitMs">;
-
-export const retryPolicy = ({ maxAttempts, retryBaseDelayMs, taskTimeLimitMs }: Config): RetryPolicy => ({
-  maxAttempts,
-  retryBaseDelayMs,
-  taskTimeLimitMs,
-});
+export type RetryPolicy = { maxAttempts: number; retryBaseDelayMs: number; taskTimeLimitMs: number };
 
 // The backoff stops growing here. Each delay is a retry queue's TTL, and RabbitMQ refuses a TTL of
 // years: uncapped, a MAX_ATTEMPTS of a few dozen would fail the topology on every connect.

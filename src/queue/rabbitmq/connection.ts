@@ -1,5 +1,6 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
 import type { Logger } from "../../lib/log";
+import { deadline } from "../../lib/timers";
 
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5000;
@@ -36,7 +37,7 @@ export class RabbitConnection {
 
   /** Resolves at the first successful connection, or after `timeoutMs`, whichever is first. */
   ready(timeoutMs: number): Promise<void> {
-    return Promise.race([this.firstConnect, Bun.sleep(timeoutMs)]);
+    return deadline(this.firstConnect, timeoutMs).catch(() => {});
   }
 
   private async connect(): Promise<void> {

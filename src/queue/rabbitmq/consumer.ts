@@ -1,5 +1,6 @@
 import type { ConsumeMessage } from "amqplib";
 import type { Logger } from "../../lib/log";
+import { deadline } from "../../lib/timers";
 import { workerInFlight } from "../../metrics";
 import { HAND_BACK_AFTER_MS, nearestDelay } from "../../payouts/processing/retry-policy";
 import type { Consumer, Delivery, HandlerResult, PayoutMessage } from "../port";
@@ -22,6 +23,7 @@ export function parseMessage(content: Buffer): PayoutMessage | undefined {
 }
 
 export type RabbitConsumerOptions = {
+  url: string;
   /**
    * Gateway calls in flight at once (the processor's limit). The channel's prefetch is twice that:
    * the other half are claimed, or have their outcome written, while the first half call.
@@ -37,7 +39,7 @@ export type RabbitConsumerOptions = {
  * outcome is committed) or after its retry message was confirmed; a handler that throws hands the
  * message back through a retry queue; an unparseable one goes to the dead-letter queue.
  */
-export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log: Logger): Consumer {
+export function rabbitConsumer({ log }: { log: Logger }, options: RabbitConsumerOptions): Consumer {
   let subscription: { link: Link; tag: string } | undefined;
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -93,7 +95,7 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
   return {
     async start(handle) {
       // Every (re)connection declares the topology and subscribes again.
-      connection = new RabbitConnection(url, log.child({ component: "consumer" }), async (link) => {
+      connection = new RabbitConnection(options.url, log.child({ component: "consumer" }), async (link) => {
         const { channel } = link;
         await declareTopology(channel, options.retryDelays);
         await channel.prefetch(options.concurrency * 2);
@@ -116,12 +118,10 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
         await link.channel.cancel(tag).catch(() => {});
       }
       if (inFlight > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => {
-            drained = resolve;
-          }),
-          Bun.sleep(options.drainTimeoutMs),
-        ]);
+        const allSettled = new Promise<void>((resolve) => {
+          drained = resolve;
+        });
+        await deadline(allSettled, options.drainTimeoutMs).catch(() => {});
       }
       await connection?.close();
     },

@@ -1,4 +1,5 @@
 import type { Logger } from "../../lib/log";
+import { deadline } from "../../lib/timers";
 import type { PayoutMessage, Publisher } from "../port";
 import { type Link, RabbitConnection } from "./connection";
 import { declareTopology, QUEUE } from "./topology";
@@ -12,28 +13,26 @@ const CONFIRM_TIMEOUT_MS = 10_000;
  * should the broker confirm it after all, the duplicate finds nothing to claim.
  */
 export function send({ channel, returned }: Link, queue: string, message: PayoutMessage): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the broker did not confirm in time")), CONFIRM_TIMEOUT_MS);
+  const confirmed = new Promise<void>((resolve, reject) => {
     channel.sendToQueue(
       queue,
       Buffer.from(JSON.stringify(message)),
       // mandatory: a message no queue takes comes back (before its confirm) instead of vanishing.
       { persistent: true, mandatory: true, contentType: "application/json", messageId: message.id },
       (err) => {
-        clearTimeout(timer);
         if (err) reject(err);
         else if (returned.delete(message.id)) reject(new Error(`no queue took the message for ${queue}`));
         else resolve();
       },
     );
   });
+  return deadline(confirmed, CONFIRM_TIMEOUT_MS, () => new Error("the broker did not confirm in time"));
 }
 
 /** Publishes payout ids to the durable queue as persistent messages, each confirmed by the broker. */
 export function rabbitPublisher(
-  url: string,
-  retryDelays: number[],
-  log: Logger,
+  { log }: { log: Logger },
+  { url, retryDelays }: { url: string; retryDelays: number[] },
 ): Publisher & { ready(ms: number): Promise<void> } {
   const connection = new RabbitConnection(url, log.child({ component: "publisher" }), ({ channel }) =>
     declareTopology(channel, retryDelays),

@@ -8,7 +8,7 @@ import { createApp } from "../../../src/http/app";
 import { RETRY_WITH_KEY } from "../../../src/http/problem";
 import { systemClock } from "../../../src/lib/clock";
 import type { Logger } from "../../../src/lib/log";
-import { webhookSettings } from "../../../src/webhooks/service";
+import { webhookSettings } from "../../../src/roles/options";
 import { testApi } from "../../kit/api";
 import { scratchDatabase, testDatabase } from "../../kit/db";
 import { countRows, createPayout, problemType, validBody } from "../../kit/fixtures";

@@ -19,7 +19,7 @@ const request = (payoutId: string, amount = "10.00") => ({
 });
 
 test("calls made together are one payment per key, each call counted, amounts as sent", async () => {
-  const gateway = simulatedGateway(database.db, { latencyMs: 0, failureRate: 0 });
+  const gateway = simulatedGateway({ db: database.db }, { latencyMs: 0, failureRate: 0 });
   const signal = new AbortController().signal;
   const [a, b] = [Bun.randomUUIDv7(), Bun.randomUUIDv7()];
   // Same tick: one batch holding key a twice.

@@ -98,14 +98,11 @@ test("processing moves the status counters, the gateway histogram, the retry cou
     },
     lookup: async () => undefined,
   };
-  const { publisher, consumer } = memoryQueue(10, log);
+  const { publisher, consumer } = memoryQueue({ log }, { concurrency: 10 });
   await consumer.start(
     createProcessor(
-      database,
-      gateway,
+      { db: database.db, availability: database.availability, gateway, clock: systemClock, log },
       { maxAttempts: 2, retryBaseDelayMs: 10, taskTimeLimitMs: 10_000 },
-      systemClock,
-      log,
     ),
   );
   const { request } = testApi(database, { onCreated: (id) => void publisher.publish([{ id }]) });

@@ -4,7 +4,7 @@ import { loadConfig } from "../../../src/config";
 import { createApp } from "../../../src/http/app";
 import { systemClock } from "../../../src/lib/clock";
 import { createLogger, type Logger } from "../../../src/lib/log";
-import { webhookSettings } from "../../../src/webhooks/service";
+import { webhookSettings } from "../../../src/roles/options";
 import { testDatabase } from "../../kit/db";
 import { eventually } from "../../kit/wait";
 

@@ -11,14 +11,10 @@ import { quiet as log } from "../../kit/log";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const service = payoutService({
-  db: database.db,
-  availability: database.availability,
-  idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-  createDeadlineMs: loadConfig({}).createDeadlineMs,
-  clock: systemClock,
-  log,
-});
+const service = payoutService(
+  { db: database.db, availability: database.availability, clock: systemClock, log },
+  { idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs, createDeadlineMs: loadConfig({}).createDeadlineMs },
+);
 const input = { amount: "10.00", currency: "RUB" as const, recipient_details: "x", comment: "" };
 
 /** The error a promise rejects with; fails the test if it resolves. */

@@ -20,7 +20,7 @@ type Answer = "pay" | "fail";
 
 /** Each call waits for the test's answer; "pay" moves the money in the simulated ledger. */
 function scriptedGateway() {
-  const ledgerGateway = simulatedGateway(database.db, { latencyMs: 0, failureRate: 0 });
+  const ledgerGateway = simulatedGateway({ db: database.db }, { latencyMs: 0, failureRate: 0 });
   const calls: { request: PayRequest; answer: (a: Answer) => void }[] = [];
   const gateway: PayoutGateway = {
     async pay(request, signal) {
@@ -44,7 +44,10 @@ const options = (maxAttempts: number): RetryPolicy => ({
 
 test("a first delivery does not take over a payout another worker holds", async () => {
   const { gateway } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(3), systemClock, log);
+  const process = createProcessor(
+    { db: database.db, availability: database.availability, gateway: gateway, clock: systemClock, log },
+    options(3),
+  );
   const held = await insertPayout(database, { status: "PROCESSING", attempts: 1 });
 
   expect(await process({ id: held.id, redelivered: false })).toEqual({});
@@ -53,7 +56,10 @@ test("a first delivery does not take over a payout another worker holds", async 
 
 test("a temporary failure below MAX_ATTEMPTS asks for a retry after the backoff and leaves the payout PROCESSING", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(3), systemClock, log);
+  const process = createProcessor(
+    { db: database.db, availability: database.availability, gateway: gateway, clock: systemClock, log },
+    options(3),
+  );
   const { id } = await insertPayout(database);
 
   const first = process({ id, redelivered: false });
@@ -70,7 +76,10 @@ test("a temporary failure below MAX_ATTEMPTS asks for a retry after the backoff 
 
 test("the last attempt fails but an earlier, unanswered call had paid: COMPLETED, not FAILED", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(2), systemClock, log);
+  const process = createProcessor(
+    { db: database.db, availability: database.availability, gateway: gateway, clock: systemClock, log },
+    options(2),
+  );
   const { id, amount, currency } = await insertPayout(database, { status: "PROCESSING", attempts: 1 });
   await database.db.insert(simulatedGatewayPayments).values({ idempotencyKey: id, payoutId: id, amount, currency });
 
@@ -86,7 +95,10 @@ test("the last attempt fails but an earlier, unanswered call had paid: COMPLETED
 
 test("a worker whose payout was taken over does not write its outcome: FAILED never hides a payment", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(1), systemClock, log);
+  const process = createProcessor(
+    { db: database.db, availability: database.availability, gateway: gateway, clock: systemClock, log },
+    options(1),
+  );
   const { id } = await insertPayout(database);
 
   // A claims; its holder looks gone, so a resuming message lets B take over while A still runs.
@@ -110,7 +122,10 @@ test("a worker whose payout was taken over does not write its outcome: FAILED ne
 
 test("when a taken-over worker's call paid, the new holder's repeated call completes the payout, paid once", async () => {
   const { gateway, call } = scriptedGateway();
-  const process = createProcessor(database, gateway, options(1), systemClock, log);
+  const process = createProcessor(
+    { db: database.db, availability: database.availability, gateway: gateway, clock: systemClock, log },
+    options(1),
+  );
   const { id } = await insertPayout(database);
 
   const a = process({ id, redelivered: false });
@@ -145,7 +160,10 @@ test("at most maxCalls gateway calls run at once; the other payouts are claimed 
     },
     lookup: (key) => gateway.lookup(key),
   };
-  const process = createProcessor(database, counted, options(3), systemClock, log, 2);
+  const process = createProcessor(
+    { db: database.db, availability: database.availability, gateway: counted, clock: systemClock, log },
+    { ...options(3), maxCalls: 2 },
+  );
   const ids = await Promise.all(Array.from({ length: 5 }, async () => (await insertPayout(database)).id));
 
   const runs = ids.map((id) => process({ id, redelivered: false }));

@@ -13,7 +13,7 @@ import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 const PROCESSING = { maxAttempts: 5, retryBaseDelayMs: 1000, taskTimeLimitMs: 60_000 };
-const publisher = rabbitPublisher(amqpUrl, retryDelays(PROCESSING), log);
+const publisher = rabbitPublisher({ log }, { url: amqpUrl, retryDelays: retryDelays(PROCESSING) });
 let metricsUrl: string;
 let metricsPort: number;
 

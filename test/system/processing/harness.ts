@@ -25,7 +25,7 @@ const body = { amount: "12.34", currency: "USD", recipient_details: "40817810099
 
 /** A RabbitMQ publisher of the run's vhost, connected. */
 export async function startPublisher() {
-  const publisher = rabbitPublisher(amqpUrl, retryDelays(PROCESSING), quiet);
+  const publisher = rabbitPublisher({ log: quiet }, { url: amqpUrl, retryDelays: retryDelays(PROCESSING) });
   onCleanup(() => publisher.close());
   await publisher.ready(10_000);
   if (!publisher.connected) throw new Error("the test publisher could not reach RabbitMQ");
@@ -35,10 +35,8 @@ export async function startPublisher() {
 /** An outbox as the roles make it, with a grace and a stuck threshold a test can wait out. */
 export function startOutbox(database: Database, publisher: Publisher, options: Partial<OutboxOptions> = {}) {
   const outbox = createOutbox(
-    database.db,
-    publisher,
+    { db: database.db, publisher, log: quiet },
     { intervalMs: 100, graceMs: 5000, stuckAfterMs: 600_000, republishAfterMs: 600_000, ...options },
-    quiet,
   );
   onCleanup(() => outbox.stop());
   return outbox;
@@ -92,15 +90,24 @@ export async function startWorker(broker: Broker, options: WorkerOptions = {}): 
   };
   const consumers = (await broker.depth(QUEUE)).consumers;
   const consumer = rabbitConsumer(
-    amqpUrl,
-    { concurrency: options.concurrency ?? 10, retryDelays: retryDelays(processing), drainTimeoutMs: 10_000 },
-    quiet,
+    { log: quiet },
+    {
+      url: amqpUrl,
+      concurrency: options.concurrency ?? 10,
+      retryDelays: retryDelays(processing),
+      drainTimeoutMs: 10_000,
+    },
   );
-  const gateway = simulatedGateway(database.db, {
-    latencyMs: options.latencyMs ?? 20,
-    failureRate: options.failureRate ?? 0,
-  });
-  await consumer.start(createProcessor(database, gateway, processing, systemClock, quiet));
+  const gateway = simulatedGateway(
+    { db: database.db },
+    { latencyMs: options.latencyMs ?? 20, failureRate: options.failureRate ?? 0 },
+  );
+  await consumer.start(
+    createProcessor(
+      { db: database.db, availability: database.availability, gateway, clock: systemClock, log: quiet },
+      processing,
+    ),
+  );
   onCleanup(() => consumer.close());
   await eventually(async () => (await broker.depth(QUEUE)).consumers > consumers);
   return consumer;

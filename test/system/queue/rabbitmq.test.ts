@@ -38,7 +38,7 @@ describe("the consumer's connection", () => {
 
   test("a consumer closed before it connected never subscribes", async () => {
     const { lines, log: captured } = capture();
-    const consumer = rabbitConsumer(amqpUrl, options, captured);
+    const consumer = rabbitConsumer({ log: captured }, { url: amqpUrl, ...options });
     onCleanup(() => consumer.close());
     const handled: Delivery[] = [];
     await consumer.start(async (delivery) => {
@@ -49,7 +49,7 @@ describe("the consumer's connection", () => {
     // The connection it was opening arrives after the close, and is closed at once, unused.
     await eventually(async () => lines.some((l) => l.msg === "connected after close; the connection is closed again"));
 
-    const publisher = rabbitPublisher(amqpUrl, [], log);
+    const publisher = rabbitPublisher({ log: log }, { url: amqpUrl, retryDelays: [] });
     await publisher.ready(10_000);
     await publisher.publish([{ id: Bun.randomUUIDv7() }]);
     await publisher.close();
@@ -62,7 +62,7 @@ describe("the consumer's connection", () => {
     const { lines, log: captured } = capture();
     const proxy = startBrokerProxy();
     proxy.cutNextSetup();
-    const consumer = rabbitConsumer(proxy.url, options, captured);
+    const consumer = rabbitConsumer({ log: captured }, { url: proxy.url, ...options });
     onCleanup(() => consumer.close());
     await consumer.start(async () => ({}));
 
@@ -78,7 +78,7 @@ describe("the consumer's connection", () => {
   }, 30_000);
 
   test("a consumer that the broker cancels (its queue deleted) subscribes again", async () => {
-    const consumer = rabbitConsumer(amqpUrl, options, log);
+    const consumer = rabbitConsumer({ log: log }, { url: amqpUrl, ...options });
     onCleanup(() => consumer.close());
     const handled: string[] = [];
     await consumer.start(async (delivery) => {
@@ -100,7 +100,7 @@ describe("the consumer's connection", () => {
       return queue?.consumerCount === 1;
     }, 15_000);
 
-    const publisher = rabbitPublisher(amqpUrl, [], log);
+    const publisher = rabbitPublisher({ log: log }, { url: amqpUrl, retryDelays: [] });
     await publisher.ready(10_000);
     const id = Bun.randomUUIDv7();
     await publisher.publish([{ id }]);
@@ -111,7 +111,7 @@ describe("the consumer's connection", () => {
 
   test("a message whose handler threw waits out a retry delay and comes back for takeover, without a requeue", async () => {
     const delay = 200;
-    const consumer = rabbitConsumer(amqpUrl, { ...options, retryDelays: [delay] }, log);
+    const consumer = rabbitConsumer({ log: log }, { url: amqpUrl, ...options, retryDelays: [delay] });
     onCleanup(() => consumer.close());
     const seen: Delivery[] = [];
     await consumer.start(async (delivery) => {
@@ -121,7 +121,7 @@ describe("the consumer's connection", () => {
     });
     await eventually(async () => (await broker.depth(QUEUE)).consumers === 1);
 
-    const publisher = rabbitPublisher(amqpUrl, [delay], log);
+    const publisher = rabbitPublisher({ log: log }, { url: amqpUrl, retryDelays: [delay] });
     await publisher.ready(10_000);
     const id = Bun.randomUUIDv7();
     await publisher.publish([{ id }]);
@@ -139,7 +139,7 @@ describe("the consumer's connection", () => {
   }, 30_000);
 
   test("a publish to a queue deleted under a live connection fails instead of vanishing, and the next one lands", async () => {
-    const publisher = rabbitPublisher(amqpUrl, [], log);
+    const publisher = rabbitPublisher({ log: log }, { url: amqpUrl, retryDelays: [] });
     onCleanup(() => publisher.close());
     await publisher.ready(10_000);
     await broker.channel.deleteQueue(QUEUE);

@@ -7,7 +7,7 @@ import { eventually } from "../../kit/wait";
 const id = (n: number) => `0193b6c2-5f1e-7c3a-9a51-${String(n).padStart(12, "0")}`;
 
 test("messages published before the consumer starts wait for it, and are delivered once each", async () => {
-  const { publisher, consumer } = memoryQueue(10, log);
+  const { publisher, consumer } = memoryQueue({ log }, { concurrency: 10 });
   await publisher.publish([{ id: id(1) }, { id: id(2), resume: true }]);
   const seen: Delivery[] = [];
   await consumer.start(async (delivery) => {
@@ -23,7 +23,7 @@ test("messages published before the consumer starts wait for it, and are deliver
 });
 
 test("no more than `concurrency` messages are in flight at once", async () => {
-  const { publisher, consumer } = memoryQueue(3, log);
+  const { publisher, consumer } = memoryQueue({ log }, { concurrency: 3 });
   const release = Promise.withResolvers<void>();
   let running = 0;
   let most = 0;
@@ -45,7 +45,7 @@ test("no more than `concurrency` messages are in flight at once", async () => {
 });
 
 test("a handler that asks for a retry gets the message back after the delay, as a takeover", async () => {
-  const { publisher, consumer } = memoryQueue(1, log);
+  const { publisher, consumer } = memoryQueue({ log }, { concurrency: 1 });
   const seen: Delivery[] = [];
   await consumer.start(async (delivery): Promise<HandlerResult> => {
     seen.push(delivery);
@@ -62,7 +62,7 @@ test("a handler that asks for a retry gets the message back after the delay, as 
 });
 
 test("a handler that throws gets its message back, marked redelivered", async () => {
-  const { publisher, consumer } = memoryQueue(1, log);
+  const { publisher, consumer } = memoryQueue({ log }, { concurrency: 1 });
   const seen: Delivery[] = [];
   await consumer.start(async (delivery) => {
     seen.push(delivery);
@@ -76,7 +76,7 @@ test("a handler that throws gets its message back, marked redelivered", async ()
 });
 
 test("close() waits for the messages in flight, then nothing more is delivered or accepted", async () => {
-  const { publisher, consumer } = memoryQueue(1, log);
+  const { publisher, consumer } = memoryQueue({ log }, { concurrency: 1 });
   const release = Promise.withResolvers<void>();
   const seen: string[] = [];
   let finished = 0;

@@ -19,7 +19,7 @@ test("a thread that dies is started again, and stop() ends the restarts", async 
       return 0;
     }
   };
-  const threads = startWorkerThreads(1, log, fixture("crashing-thread.ts"));
+  const threads = startWorkerThreads({ log }, { count: 1, entry: fixture("crashing-thread.ts") });
   // One start, then a restart a second after each death.
   await eventually(async () => starts() >= 3, 10_000);
   await threads.stop();
@@ -30,7 +30,7 @@ test("a thread that dies is started again, and stop() ends the restarts", async 
 }, 20_000);
 
 test("stop() asks every thread to drain and waits for each answer", async () => {
-  const threads = startWorkerThreads(3, log, fixture("stopping-thread.ts"));
+  const threads = startWorkerThreads({ log }, { count: 3, entry: fixture("stopping-thread.ts") });
   await eventually(async () => threads.size === 3);
   await threads.stop();
   await eventually(async () => threads.size === 0, 2000);

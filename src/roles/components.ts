@@ -1,0 +1,150 @@
+// The components the roles are made of. Each one's stop() finishes or hands back what it has in
+// flight; a role lists them so that what a component uses starts before it and stops after it.
+
+import type { Config } from "../config";
+import type { Database } from "../db/client";
+import { createApp } from "../http/app";
+import type { Logger } from "../lib/log";
+import { startKeyPurge } from "../payouts/key-retention";
+import { createOutbox, type Outbox } from "../payouts/processing/outbox";
+import type { Publisher } from "../queue/port";
+import { startDeliveries } from "../webhooks/delivery";
+import { clock, postgres } from "./adapters";
+import { deliveryOptions, keyPurgeOptions, outboxOptions, webhookSettings } from "./options";
+import { type Component, type Resource, resource } from "./run";
+
+/**
+ * How long a stopping api keeps its listener and answers with `Connection: close` before it closes
+ * what is left: long enough for a client on a kept-alive connection that is sending request after
+ * request to get one such answer, and so not to send on a connection the server is closing.
+ */
+const DRAIN_MS = 500;
+
+export const databaseComponent = (name: string, open: () => Database | Promise<Database>) =>
+  resource(name, open, (database) => database.close());
+
+export const publisherComponent = (open: () => Publisher) =>
+  resource("publisher", open, (publisher) => publisher.close());
+
+/**
+ * The outbox: its relay loop runs from start, and it takes the api's hand-offs. stop() ends the
+ * relay pass in flight and clears the confirmed hand-offs, so the publisher must outlive it.
+ */
+export const outboxComponent = (
+  config: Config,
+  log: Logger,
+  database: Resource<Database>,
+  publisher: () => Publisher,
+): Resource<Outbox> =>
+  resource(
+    "outbox",
+    () => {
+      const outbox = createOutbox(
+        { db: database.value.db, publisher: publisher(), log: log.child({ component: "outbox" }) },
+        outboxOptions(config),
+      );
+      outbox.start();
+      return outbox;
+    },
+    (outbox) => outbox.stop(),
+  );
+
+/**
+ * The Elysia api on HOST:PORT. stop() first drains, then closes the listener and waits for the
+ * requests in flight to be answered: the outbox, the publisher and the database they use stop after.
+ */
+export function httpComponent(
+  config: Config,
+  log: Logger,
+  database: Resource<Database>,
+  publisher: () => Publisher,
+  outbox: Resource<Outbox>,
+): Component {
+  let app: ReturnType<typeof createApp> | undefined;
+  let draining = false;
+  return {
+    name: "http",
+    start() {
+      app = createApp({
+        database: database.value,
+        clock,
+        log,
+        onCreated: (id) => outbox.value.handOff(id),
+        brokerConnected: () => publisher().connected,
+        idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
+        createDeadlineMs: config.createDeadlineMs,
+        webhooks: webhookSettings(config),
+      });
+      // While stopping, every answer closes its connection: the client opens a new one (to another
+      // replica) for its next request instead of sending it on one that is about to be closed.
+      app.onRequest(({ set }) => {
+        if (draining) set.headers.connection = "close";
+      });
+      app.listen({ hostname: config.host, port: config.port });
+      log.info("api listening", { host: config.host, port: app.server?.port });
+    },
+    async stop() {
+      // Bun's graceful server.stop() closes the listener and every connection with no request in
+      // flight at once: a kept-alive connection between two requests counts as idle, so a request
+      // its client was sending just then was reset (1 stop in 5 under load). Draining first with
+      // `Connection: close` leaves no busy client on a kept-alive connection when it comes.
+      draining = true;
+      await Bun.sleep(DRAIN_MS);
+      // Then it resolves once every request in flight has its response (test/ops/shutdown.test.ts);
+      // requests are bounded by the database's statement timeout, so this cannot hang.
+      await app?.stop();
+    },
+  };
+}
+
+/**
+ * What the worker and role `all` run once their database and publisher are up, in start order:
+ * payout processing (worker threads, or the in-process consumer), the relay, the idempotency key
+ * purge, and webhook deliveries on their own pool. Stopped in reverse: deliveries finish their
+ * attempts and yield to nothing more; the purge its batch; the relay its pass and its hand-offs,
+ * while the publisher (and, in-process, the queue it feeds) is still open; processing last of
+ * them, finishing or handing back its payouts while the database is still there to record them.
+ */
+export function processingComponents({
+  config,
+  log,
+  database,
+  publisher,
+  processing,
+  payoutsInFlight,
+}: {
+  config: Config;
+  log: Logger;
+  database: Resource<Database>;
+  publisher: () => Publisher;
+  processing: Component;
+  /** Payouts this process is processing now: webhook deliveries yield to them. */
+  payoutsInFlight: () => number;
+}): { outbox: Resource<Outbox>; components: Component[] } {
+  const outbox = outboxComponent(config, log, database, publisher);
+  const keyPurge = resource(
+    "key purge",
+    () => startKeyPurge({ db: database.value.db, log: log.child({ component: "key-purge" }) }, keyPurgeOptions(config)),
+    (loop) => loop.stop(),
+  );
+  // Webhooks on a pool of their own: a slow receiver never holds a payout's connection. PGlite is
+  // one connection: webhooks share it, and it is closed once, by its own component.
+  const webhookDatabase = resource(
+    "webhook database",
+    () => (config.databaseUrl ? postgres(config, 4, "payouts-webhooks") : database.value),
+    (webhooks) => (webhooks === database.current ? undefined : webhooks.close()),
+  );
+  const deliveries = resource(
+    "webhook deliveries",
+    () =>
+      startDeliveries(
+        webhookDatabase.value.db,
+        deliveryOptions(config),
+        clock,
+        log.child({ component: "webhooks" }),
+        payoutsInFlight,
+      ),
+    (running) => running.stop(),
+  );
+  return { outbox, components: [processing, outbox, keyPurge, webhookDatabase, deliveries] };
+}
