@@ -105,7 +105,7 @@ test("the worker's metrics port answers 404 outside /metrics", async () => {
 test("the worker's /health is 200 while all WORKER_THREADS threads run", async () => {
   const response = await fetch(metricsUrl.replace("/metrics", "/health"));
   expect(response.status).toBe(200);
-  expect(await response.json()).toEqual({ status: "ok", threads: 2, expected: 2 });
+  expect(await response.json()).toEqual({ status: "ok", threads: 2, expected: 2, database: "up" });
 });
 
 test("--healthcheck asks the worker's /health on METRICS_PORT, and the api's /health/ready on PORT", async () => {

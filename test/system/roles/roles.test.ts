@@ -87,7 +87,7 @@ describe("wrong settings", () => {
   test("an unknown role stops the program", async () => {
     const { exitCode, stderr } = await run(["--role=web"], envWithout());
     expect(exitCode).toBe(2);
-    expect(stderr).toBe('payouts: --role must be one of all, migrate, api, worker, got "web"\n');
+    expect(stderr).toBe('payouts: --role must be one of all, migrate, api, worker, keys, got "web"\n');
   });
 });
 
