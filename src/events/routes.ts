@@ -1,8 +1,8 @@
 import { type DocumentDecoration, Elysia } from "elysia";
 import { ValidationFailed } from "../errors";
 import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { json, pathId } from "../http/route";
 import { PayoutIdParam } from "../payouts/model";
-import { json, payoutId } from "../payouts/routes";
 import { EventListQueryParams, PageQueryParams } from "./model";
 import type { EventService } from "./service";
 import { validateEventListQuery, validateHistoryQuery } from "./validation";
@@ -38,7 +38,7 @@ export function eventRoutes(service: EventService) {
     .get(
       "/api/payouts/:id/events/",
       async ({ params, request }) => {
-        const id = payoutId(params.id);
+        const id = pathId(params.id, "payout");
         const query = validateHistoryQuery(new URL(request.url).searchParams);
         if (!query.ok) throw new ValidationFailed(query.errors, "query parameter");
         return json(await service.history(id, query.value), 200);

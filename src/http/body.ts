@@ -1,4 +1,4 @@
-import { parseJsonExact } from "../payouts/amount";
+import { parseJsonExact } from "../lib/json-number";
 import { HttpProblem } from "./problem";
 
 export const BODY_LIMIT_BYTES = 64 * 1024;

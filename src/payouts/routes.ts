@@ -1,9 +1,9 @@
 import { Elysia } from "elysia";
-import { NotFound, ValidationFailed } from "../errors";
+import { ValidationFailed } from "../errors";
 import { readJsonBody } from "../http/body";
 import { docs } from "../http/openapi";
 import { aboutPayout } from "../http/request-log";
-import { isUuid } from "../lib/kinds";
+import { json, pathId } from "../http/route";
 import { IDEMPOTENCY_KEY_MAX, PayoutIdParam } from "./model";
 import type { PayoutService } from "./service";
 import { isIdempotencyKey, validateCreate, validateListQuery, validateUpdate } from "./validation";
@@ -20,16 +20,7 @@ function idempotencyKey(headers: Headers): string | undefined {
   return key;
 }
 
-export function payoutId(id: string): string {
-  if (!isUuid(id)) throw new NotFound();
-  return id.toLowerCase();
-}
-
-export const json = (body: unknown, status: number, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers },
-  });
+const payoutId = (raw: string) => pathId(raw, "payout");
 
 /**
  * The payouts resource. `onCreated` hands a committed payout to processing; it must not throw

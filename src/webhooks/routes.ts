@@ -1,10 +1,9 @@
 import { type DocumentDecoration, Elysia } from "elysia";
-import { NotFound, ValidationFailed } from "../errors";
+import { ValidationFailed } from "../errors";
 import { PageQueryParams } from "../events/model";
 import { readJsonBody } from "../http/body";
 import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
-import { isUuid } from "../lib/kinds";
-import { json } from "../payouts/routes";
+import { json, pathId } from "../http/route";
 import { DeliveryListQueryParams, DeliveryParams, EndpointIdParam } from "./model";
 import type { WebhookService } from "./service";
 import {
@@ -15,12 +14,6 @@ import {
 } from "./validation";
 
 const BASE = "/api/webhook-endpoints";
-
-/** An id from the path: anything but a UUID names nothing. */
-function idOf(raw: string, what: string): string {
-  if (!isUuid(raw)) throw new NotFound(what);
-  return raw.toLowerCase();
-}
 
 const content = (schema: string) => ({ "application/json": { schema: { $ref: `#/components/schemas/${schema}` } } });
 
@@ -141,7 +134,7 @@ export function webhookRoutes(service: WebhookService) {
     )
     .get(
       `${BASE}/:endpoint_id/`,
-      async ({ params }) => json(await service.get(idOf(params.endpoint_id, ENDPOINT)), 200),
+      async ({ params }) => json(await service.get(pathId(params.endpoint_id, ENDPOINT)), 200),
       {
         params: EndpointIdParam,
         detail: docs.get,
@@ -150,7 +143,7 @@ export function webhookRoutes(service: WebhookService) {
     .patch(
       `${BASE}/:endpoint_id/`,
       async ({ params, body }) => {
-        const id = idOf(params.endpoint_id, ENDPOINT);
+        const id = pathId(params.endpoint_id, ENDPOINT);
         const input = validateUpdateEndpoint(body);
         if (!input.ok) throw new ValidationFailed(input.errors);
         return json(await service.update(id, input.value), 200);
@@ -160,20 +153,20 @@ export function webhookRoutes(service: WebhookService) {
     .delete(
       `${BASE}/:endpoint_id/`,
       async ({ params }) => {
-        await service.remove(idOf(params.endpoint_id, ENDPOINT));
+        await service.remove(pathId(params.endpoint_id, ENDPOINT));
         return new Response(null, { status: 204 });
       },
       { params: EndpointIdParam, detail: docs.remove },
     )
     .post(
       `${BASE}/:endpoint_id/rotate-secret/`,
-      async ({ params }) => json(await service.rotateSecret(idOf(params.endpoint_id, ENDPOINT)), 200),
+      async ({ params }) => json(await service.rotateSecret(pathId(params.endpoint_id, ENDPOINT)), 200),
       { params: EndpointIdParam, detail: docs.rotate },
     )
     .get(
       `${BASE}/:endpoint_id/deliveries/`,
       async ({ params, request }) => {
-        const id = idOf(params.endpoint_id, ENDPOINT);
+        const id = pathId(params.endpoint_id, ENDPOINT);
         const query = validateDeliveryListQuery(new URL(request.url).searchParams);
         if (!query.ok) throw new ValidationFailed(query.errors, "query parameter");
         return json(await service.deliveries(id, query.value), 200);
@@ -183,7 +176,7 @@ export function webhookRoutes(service: WebhookService) {
     .post(
       `${BASE}/:endpoint_id/deliveries/:delivery_id/retry/`,
       async ({ params }) =>
-        json(await service.retry(idOf(params.endpoint_id, ENDPOINT), idOf(params.delivery_id, "delivery")), 202),
+        json(await service.retry(pathId(params.endpoint_id, ENDPOINT), pathId(params.delivery_id, "delivery")), 202),
       { params: DeliveryParams, detail: docs.retry },
     );
 }
