@@ -16,10 +16,10 @@ import { IdempotencyKeyReused, NotFound, StatusConflict } from "../errors";
 import { batched } from "../lib/batched";
 import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
-import { payoutsCreated, recordStatusChange } from "../metrics";
+import { payoutsCreated } from "../metrics";
 import { expired } from "./key-retention";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
-import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
+import { DELETABLE_IN, recordStatusChange, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
 import { type ListQuery, nextCursor } from "./validation";
 
 export function toPayout(row: PayoutRow): Payout {
