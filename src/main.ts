@@ -14,6 +14,7 @@ import { createOutbox, recoverInProcess } from "./payouts/processing/outbox";
 import { memoryQueue } from "./queue/memory";
 import type { Consumer, Publisher } from "./queue/port";
 import { brokerConsumer, brokerPublisher, clock, outboxOptions, startProcessing } from "./roles/adapters";
+import { apiPlugins } from "./roles/http-features";
 import { onShutdown, useLogger } from "./roles/lifecycle";
 import { startWorkerThreads, type WorkerThreads } from "./roles/thread-supervisor";
 import { deliveryOptions, startDeliveries } from "./webhooks/delivery";
@@ -54,12 +55,12 @@ function serveApi(config: Config, database: Database, publisher: Publisher, log:
   let draining = false;
   const app = createApp({
     database,
-    clock,
     log,
-    onCreated: (id) => outbox.handOff(id),
     brokerConnected: () => publisher.connected,
-    idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
-    webhooks: webhookSettings(config),
+    features: apiPlugins(
+      { database, clock, log, onCreated: (id) => outbox.handOff(id) },
+      { idempotencyKeyTtlMs: config.idempotencyKeyTtlMs, webhooks: webhookSettings(config) },
+    ),
   });
   // While stopping, every answer closes its connection: the client opens a new one (to another
   // replica) for its next request instead of sending it on one that is about to be closed.

@@ -4,6 +4,7 @@ import { connectPostgres, type Database } from "../src/db/client";
 import { createApp } from "../src/http/app";
 import { type Clock, systemClock } from "../src/lib/clock";
 import { createLogger } from "../src/lib/log";
+import { apiPlugins } from "../src/roles/http-features";
 import { type WebhookSettings, webhookSettings } from "../src/webhooks/service";
 
 export const log = createLogger("error", "json");
@@ -35,17 +36,21 @@ export function testApi(
   } = {},
 ) {
   const handedOff: string[] = [];
+  const onCreated = (id: string) => {
+    handedOff.push(id);
+    options.onCreated?.(id);
+  };
   const app = createApp({
     database,
-    clock: options.clock ?? systemClock,
     log,
-    onCreated: (id) => {
-      handedOff.push(id);
-      options.onCreated?.(id);
-    },
     brokerConnected: () => options.brokerConnected ?? true,
-    idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
-    webhooks: options.webhooks ?? webhookSettings(loadConfig({})),
+    features: apiPlugins(
+      { database, clock: options.clock ?? systemClock, log, onCreated },
+      {
+        idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
+        webhooks: options.webhooks ?? webhookSettings(loadConfig({})),
+      },
+    ),
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };

@@ -1,9 +1,9 @@
 import { type DocumentDecoration, Elysia } from "elysia";
 import { ValidationFailed } from "../errors";
-import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { type FeatureDocs, QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
 import { json, pathId } from "../http/route";
 import { PayoutIdParam } from "../payouts/model";
-import { EventListQueryParams, PageQueryParams } from "./model";
+import { EventListQueryParams, EventPage, PageQueryParams, PayoutEvent } from "./model";
 import type { EventService } from "./service";
 import { validateEventListQuery, validateHistoryQuery } from "./validation";
 
@@ -31,6 +31,12 @@ const docs = {
     responses: responses(page, [400]),
   },
 } as unknown as Record<"history" | "list", DocumentDecoration>;
+
+/** What the audit trail adds to the document besides its operations. */
+export const eventsDocument: FeatureDocs = {
+  tags: [{ name: "events", description: "The audit trail: every change of every payout" }],
+  schemas: { PayoutEvent, EventPage },
+};
 
 /** The audit trail: read-only, written by PostgreSQL itself. */
 export function eventRoutes(service: EventService) {

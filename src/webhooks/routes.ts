@@ -2,9 +2,21 @@ import { type DocumentDecoration, Elysia } from "elysia";
 import { ValidationFailed } from "../errors";
 import { PageQueryParams } from "../events/model";
 import { readJsonBody } from "../http/body";
-import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { type FeatureDocs, QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
 import { json, pathId } from "../http/route";
-import { DeliveryListQueryParams, DeliveryParams, EndpointIdParam } from "./model";
+import {
+  CreatedWebhookEndpoint,
+  CreateWebhookEndpointBody,
+  DeliveryListQueryParams,
+  DeliveryParams,
+  EndpointIdParam,
+  RotatedSecret,
+  UpdateWebhookEndpointBody,
+  WebhookDelivery,
+  WebhookDeliveryPage,
+  WebhookEndpoint,
+  WebhookEndpointPage,
+} from "./model";
 import type { WebhookService } from "./service";
 import {
   validateCreateEndpoint,
@@ -101,6 +113,53 @@ const docs = {
   "create" | "list" | "get" | "update" | "remove" | "rotate" | "deliveries" | "retry",
   DocumentDecoration
 >;
+
+const signedHeader = (name: string, description: string, schema: object) => ({
+  name,
+  in: "header",
+  required: true,
+  description,
+  schema,
+});
+
+/** The request this service sends to a webhook endpoint (an OpenAPI 3.1 `webhooks` entry). */
+const webhookRequest = {
+  operationId: "receivePayoutEvent",
+  tags: ["webhooks"],
+  summary: "An event, delivered to a webhook endpoint",
+  description:
+    "One POST per attempt, per Standard Webhooks (standardwebhooks.com): a receiver using the standardwebhooks or svix libraries verifies it unchanged. Any 2xx within WEBHOOK_TIMEOUT_MS is success; anything else (another status, redirects included, a timeout, a refused connection) is retried after WEBHOOK_RETRY_BASE_DELAY_MS, doubling, at most 10 hours apart, up to WEBHOOK_MAX_ATTEMPTS attempts. Delivery is at least once and unordered: deduplicate by webhook-id, order by the event's created_at.",
+  parameters: [
+    signedHeader("webhook-id", "The event's id: the same on every attempt.", { type: "string", format: "uuid" }),
+    signedHeader("webhook-timestamp", "Unix seconds of this attempt.", { type: "string", pattern: "^\\d+$" }),
+    signedHeader(
+      "webhook-signature",
+      "v1, + base64 of HMAC-SHA256 over {webhook-id}.{webhook-timestamp}.{body}, keyed with the base64-decoded part of the secret after whsec_. During WEBHOOK_SECRET_OVERLAP_MS after a rotation, two signatures separated by a space: the new secret's and the previous one's.",
+      { type: "string", pattern: "^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)?$" },
+    ),
+  ],
+  requestBody: { required: true, content: content("PayoutEvent") },
+  responses: {
+    "2XX": { description: "Delivered" },
+    default: { description: "Not delivered: the attempt is retried" },
+  },
+};
+
+/** What webhooks add to the document besides their operations: the request they send, too. */
+export const webhooksDocument: FeatureDocs = {
+  tags: [{ name: "webhooks", description: "Endpoints that receive events, signed per Standard Webhooks" }],
+  webhooks: { "payout-event": { post: webhookRequest } },
+  schemas: {
+    WebhookEndpoint,
+    CreatedWebhookEndpoint,
+    CreateWebhookEndpoint: CreateWebhookEndpointBody,
+    UpdateWebhookEndpoint: UpdateWebhookEndpointBody,
+    RotatedSecret,
+    WebhookDelivery,
+    WebhookEndpointPage,
+    WebhookDeliveryPage,
+  },
+};
 
 const ENDPOINT = "webhook endpoint";
 

@@ -5,6 +5,7 @@ import { connectPostgres } from "../../src/db/client";
 import { createApp } from "../../src/http/app";
 import { systemClock } from "../../src/lib/clock";
 import type { Logger } from "../../src/lib/log";
+import { apiPlugins } from "../../src/roles/http-features";
 import { webhookSettings } from "../../src/webhooks/service";
 import { countRows, createPayout, problemType, scratchDatabase, validBody } from "../fixtures";
 import { testApi, testDatabase } from "../helpers";
@@ -279,12 +280,12 @@ describe("the database", () => {
     try {
       const app = createApp({
         database: broken,
-        clock: systemClock,
         log: capture,
-        onCreated: () => {},
         brokerConnected: () => true,
-        idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-        webhooks: webhookSettings(loadConfig({})),
+        features: apiPlugins(
+          { database: broken, clock: systemClock, log: capture, onCreated: () => {} },
+          { idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs, webhooks: webhookSettings(loadConfig({})) },
+        ),
       });
       const response = await app.handle(
         new Request("http://payouts.test/api/payouts/", {

@@ -5,6 +5,7 @@ import { createApp } from "../../src/http/app";
 import { pathOf } from "../../src/http/request-log";
 import { systemClock } from "../../src/lib/clock";
 import { createLogger, type Logger } from "../../src/lib/log";
+import { apiPlugins } from "../../src/roles/http-features";
 import { webhookSettings } from "../../src/webhooks/service";
 import { eventually, testDatabase } from "../helpers";
 
@@ -18,12 +19,12 @@ const SECRET = "40817810099910004312, BIC 044525225, Ivanov I.I.";
 const appLoggingTo = (log: Logger) =>
   createApp({
     database,
-    clock: systemClock,
     log,
-    onCreated: () => {},
     brokerConnected: () => true,
-    idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-    webhooks: webhookSettings(loadConfig({})),
+    features: apiPlugins(
+      { database, clock: systemClock, log, onCreated: () => {} },
+      { idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs, webhooks: webhookSettings(loadConfig({})) },
+    ),
   });
 
 /** The api in-process, its log lines (every level) parsed as they are written. */

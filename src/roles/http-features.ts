@@ -1,0 +1,43 @@
+import type { Database } from "../db/client";
+import { eventRoutes, eventsDocument } from "../events/routes";
+import { eventService } from "../events/service";
+import type { Feature } from "../http/app";
+import type { Clock } from "../lib/clock";
+import type { Logger } from "../lib/log";
+import { payoutRoutes, payoutsDocument } from "../payouts/routes";
+import { payoutService } from "../payouts/service";
+import { webhookRoutes, webhooksDocument } from "../webhooks/routes";
+import { type WebhookSettings, webhookService } from "../webhooks/service";
+
+/**
+ * The features the api serves, in the order its document lists them. `onCreated` hands a
+ * committed payout to processing; it never throws.
+ */
+export function apiPlugins(
+  {
+    database,
+    clock,
+    log,
+    onCreated,
+  }: { database: Database; clock: Clock; log: Logger; onCreated: (id: string) => void },
+  {
+    idempotencyKeyTtlMs,
+    webhooks,
+  }: {
+    /** IDEMPOTENCY_KEY_TTL_MS: how long a key stays bound to its first response. */
+    idempotencyKeyTtlMs: number;
+    webhooks: WebhookSettings;
+  },
+): Feature[] {
+  return [
+    {
+      routes: payoutRoutes(
+        payoutService(database.db, database.availability, idempotencyKeyTtlMs, clock, log),
+        onCreated,
+      ),
+      docs: payoutsDocument,
+    },
+    { routes: eventRoutes(eventService(database.db)), docs: eventsDocument },
+    { routes: webhookRoutes(webhookService(database.db, webhooks)), docs: webhooksDocument },
+  ];
+}
