@@ -1,5 +1,3 @@
-import type { Status } from "./payouts/model";
-
 export type FieldError = { field: string; message: string };
 
 /*
@@ -25,7 +23,8 @@ export class NotFound extends Error {
 
 export class StatusConflict extends Error {
   constructor(
-    readonly current: Status,
+    /** The status that forbids the change, as the client reads it (current_status). */
+    readonly current: string,
     reason: string,
   ) {
     super(`the payout is ${current}: ${reason}`);

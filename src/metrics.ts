@@ -5,9 +5,6 @@
  * what its threads report (see `drain` and `absorb`), so one scrape shows the whole process.
  */
 
-import type { Logger } from "./lib/log";
-import type { Status } from "./payouts/model";
-
 type Labels = Record<string, string>;
 type HistogramValue = { counts: number[]; sum: number; count: number };
 type Series<V> = { labels: string[]; value: V };
@@ -275,7 +272,7 @@ export const payoutsCreated = registry.counter(
   "payouts_created_total",
   "Payouts created (idempotent replays excluded)",
 );
-const payoutStatusChanges = registry.counter(
+export const payoutStatusChanges = registry.counter(
   "payout_status_changes_total",
   "Payout status changes, by the status entered",
   ["status"],
@@ -299,16 +296,6 @@ export const processResidentMemory = registry.gauge(
   "process_resident_memory_bytes",
   "Resident memory of this process, all threads included, when scraped",
 );
-
-/**
- * A payout's status changed: one log line (a warning for FAILED) and one count, the same wherever
- * the change is made (a worker's claim or outcome, a client's cancel). `log` names the payout.
- */
-export function recordStatusChange(log: Logger, status: Exclude<Status, "NEW">, fields: Record<string, unknown>) {
-  if (status === "FAILED") log.warn("payout status changed", { status, ...fields });
-  else log.info("payout status changed", { status, ...fields });
-  payoutStatusChanges.inc({ status });
-}
 
 // The simulated receivers of the tests answer at once; a real one may take up to WEBHOOK_TIMEOUT_MS.
 const WEBHOOK_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

@@ -1,9 +1,9 @@
 import { type DocumentDecoration, Elysia } from "elysia";
 import { ValidationFailed } from "../errors";
-import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { type FeatureDocs, QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { json, pathId } from "../http/route";
 import { PayoutIdParam } from "../payouts/model";
-import { json, payoutId } from "../payouts/routes";
-import { EventListQueryParams, PageQueryParams } from "./model";
+import { EventListQueryParams, EventPage, PageQueryParams, PayoutEvent } from "./model";
 import type { EventService } from "./service";
 import { validateEventListQuery, validateHistoryQuery } from "./validation";
 
@@ -32,13 +32,19 @@ const docs = {
   },
 } as unknown as Record<"history" | "list", DocumentDecoration>;
 
+/** What the audit trail adds to the document besides its operations. */
+export const eventsDocument: FeatureDocs = {
+  tags: [{ name: "events", description: "The audit trail: every change of every payout" }],
+  schemas: { PayoutEvent, EventPage },
+};
+
 /** The audit trail: read-only, written by PostgreSQL itself. */
 export function eventRoutes(service: EventService) {
   return new Elysia({ name: "events" })
     .get(
       "/api/payouts/:id/events/",
       async ({ params, request }) => {
-        const id = payoutId(params.id);
+        const id = pathId(params.id, "payout");
         const query = validateHistoryQuery(new URL(request.url).searchParams);
         if (!query.ok) throw new ValidationFailed(query.errors, "query parameter");
         return json(await service.history(id, query.value), 200);

@@ -1,32 +1,24 @@
-import { Elysia } from "elysia";
+import { type AnyElysia, Elysia } from "elysia";
 import type { Database } from "../db/client";
-import { schemaCheck } from "../db/migrate";
-import { eventRoutes } from "../events/routes";
-import { eventService } from "../events/service";
-import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
 import { metricsResponse, registry } from "../metrics";
-import { payoutRoutes } from "../payouts/routes";
-import { payoutService } from "../payouts/service";
-import { webhookRoutes } from "../webhooks/routes";
-import { type WebhookSettings, webhookService } from "../webhooks/service";
-import { docs, type HealthReady, openapiDocs, swaggerHtml } from "./openapi";
-import { HttpProblem, problemResponse, toProblem } from "./problem";
+import { healthDocs, healthRoutes } from "./health";
+import { type FeatureDocs, openapiDocs } from "./openapi";
+import { HttpProblem, problem, problemResponse, toProblem } from "./problem";
 import { pathOf, payoutIdParam, requestIdOf, requestLog } from "./request-log";
+import { swaggerUi } from "./swagger-ui";
 
-export type ApiDeps = {
+/** A feature's HTTP part: its routes (one Elysia instance) and what it adds to the document. */
+export type Feature = { routes: AnyElysia; docs: FeatureDocs };
+
+export type AppDeps = {
+  /** For /health/ready: the database answers and holds this build's schema. */
   database: Database;
-  clock: Clock;
   log: Logger;
-  /** Hands a committed payout to processing; never throws. */
-  onCreated: (id: string) => void;
   /** The broker's state for /health/ready: reported, but never makes the api unready. */
   brokerConnected: () => boolean;
-  /** IDEMPOTENCY_KEY_TTL_MS: how long a key stays bound to its first response. */
-  idempotencyKeyTtlMs: number;
-  /** CREATE_DEADLINE_MS: how long a create may take to commit (src/payouts/service.ts). */
-  createDeadlineMs: number;
-  webhooks: WebhookSettings;
+  /** The features served, in the order the document lists them. */
+  features: Feature[];
 };
 
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -60,30 +52,15 @@ function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]):
   const path = pathOf(request.url);
   const allow = allowTable.find(([pattern]) => pattern.test(path))?.[1];
   if (allow) {
-    return problemResponse(
-      {
-        status: 405,
-        code: "method_not_allowed",
-        title: "Method not allowed",
-        detail: `${request.method} is not allowed here; use ${allow}`,
-      },
-      { allow },
-    );
+    return problemResponse(problem("method_not_allowed", `${request.method} is not allowed here; use ${allow}`), {
+      allow,
+    });
   }
-  return problemResponse({ status: 404, code: "not_found", title: "Not found", detail: `no route for ${path}` });
+  return problemResponse(problem("not_found", `no route for ${path}`));
 }
 
-export function createApp({
-  database,
-  clock,
-  log,
-  onCreated,
-  brokerConnected,
-  idempotencyKeyTtlMs,
-  createDeadlineMs,
-  webhooks,
-}: ApiDeps) {
-  const schemaCurrent = schemaCheck(database.db);
+/** The api's app: the edge (request log, problems, document, health, metrics), then the features. */
+export function createApp({ database, log, brokerConnected, features }: AppDeps) {
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
   let allowTable: [RegExp, string][] = [];
@@ -105,27 +82,17 @@ export function createApp({
         return handle(new Request(`http://localhost${request.url}`, request));
       }
       // Present but empty or not a host name: RFC 9112's 400 for an invalid Host.
-      const response = problemResponse({
-        status: 400,
-        code: "invalid_host",
-        title: "Bad request",
-        detail: "the Host header must name a host",
-      });
+      const response = problemResponse(problem("invalid_host", "the Host header must name a host"));
       requests.answered(request, "", undefined, response, set);
       return response;
     })
     .onError(({ code, error, request, route, params, set }) => {
-      const problem = () => {
+      const answer = () => {
         if (code === "NOT_FOUND") return notFoundOrNotAllowed(request, allowTable);
         if (code === "PARSE") {
           // Elysia wraps whatever the body reader throws in its ParseError: a 413 or 415 stays one.
           if (error.cause instanceof HttpProblem) return problemResponse(error.cause.problem);
-          return problemResponse({
-            status: 400,
-            code: "invalid_json",
-            title: "Invalid JSON",
-            detail: "the body could not be parsed",
-          });
+          return problemResponse(problem("invalid_json", "the body could not be parsed"));
         }
         return toProblem(error, log, {
           request_id: requestIdOf(request),
@@ -135,48 +102,16 @@ export function createApp({
           payout_id: payoutIdParam(params),
         });
       };
-      const response = problem();
+      const response = answer();
       requests.answered(request, route, params, response, set);
       return response;
     })
-    .use(openapiDocs)
-    .get(
-      "/swagger",
-      ({ query, request }) =>
-        query.format === "openapi"
-          ? handle(new Request(new URL("/swagger/json", request.url).href))
-          : new Response(swaggerHtml, { headers: { "content-type": "text/html; charset=utf-8" } }),
-      { detail: { hide: true } },
-    )
-    .get("/health/live", () => ({ status: "ok" as const }), { detail: docs.live })
-    // Ready means usable: the database answers and holds every migration this build knows, so that
-    // during a rollout no pod serves on an older schema.
-    .get(
-      "/health/ready",
-      async ({ set }): Promise<HealthReady> => {
-        const db = !(await database.ping()) ? "down" : (await schemaCurrent()) ? "up" : "schema behind";
-        set.status = db === "up" ? 200 : 503;
-        return {
-          status: db === "up" ? "ready" : "unavailable",
-          database: db,
-          broker: brokerConnected() ? "up" : "down",
-        };
-      },
-      { detail: docs.ready },
-    )
+    .use(openapiDocs([...features.map((feature) => feature.docs), healthDocs]))
+    .use(swaggerUi((request) => handle(request)))
+    .use(healthRoutes({ database, brokerConnected }))
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.
-    .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } })
-    .use(
-      payoutRoutes(
-        payoutService(
-          { db: database.db, availability: database.availability, clock, log },
-          { idempotencyKeyTtlMs, createDeadlineMs },
-        ),
-        onCreated,
-      ),
-    )
-    .use(eventRoutes(eventService({ db: database.db })))
-    .use(webhookRoutes(webhookService({ db: database.db }, webhooks)));
+    .get("/metrics", () => metricsResponse(registry), { detail: { hide: true } });
+  for (const feature of features) app.use(feature.routes);
   handle = app.handle;
   allowTable = allowedMethods(app.routes);
   return app;

@@ -1,5 +1,5 @@
-import { parseJsonExact } from "../payouts/amount";
-import { HttpProblem } from "./problem";
+import { parseJsonExact } from "../lib/json-number";
+import { HttpProblem, problem } from "./problem";
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -9,12 +9,7 @@ const CHARSET = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 const tooLarge = () =>
-  new HttpProblem({
-    status: 413,
-    code: "payload_too_large",
-    title: "Payload too large",
-    detail: `the body must be at most ${BODY_LIMIT_BYTES} bytes`,
-  });
+  new HttpProblem(problem("payload_too_large", `the body must be at most ${BODY_LIMIT_BYTES} bytes`));
 
 /**
  * Reads a JSON body: refuses a body that is not JSON (415) or too large (413) before parsing it,
@@ -23,22 +18,12 @@ const tooLarge = () =>
 export async function readJsonBody(request: Request): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   if (!JSON_TYPE.test(type)) {
-    throw new HttpProblem({
-      status: 415,
-      code: "unsupported_media_type",
-      title: "Unsupported media type",
-      detail: "the body must be application/json",
-    });
+    throw new HttpProblem(problem("unsupported_media_type", "the body must be application/json"));
   }
   // JSON is UTF-8 (RFC 8259): a body declared in another charset would be read as something else.
   const charset = CHARSET.exec(type);
   if (charset && (charset[1] ?? charset[2] ?? "").toLowerCase() !== "utf-8") {
-    throw new HttpProblem({
-      status: 415,
-      code: "unsupported_media_type",
-      title: "Unsupported media type",
-      detail: "the body must be UTF-8 (charset=utf-8)",
-    });
+    throw new HttpProblem(problem("unsupported_media_type", "the body must be UTF-8 (charset=utf-8)"));
   }
   const length = request.headers.get("content-length");
   if (Number(length) > BODY_LIMIT_BYTES) throw tooLarge();
@@ -49,34 +34,21 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   try {
     text = utf8.decode(bytes);
   } catch {
-    throw new HttpProblem({
-      status: 400,
-      code: "invalid_json",
-      title: "Invalid JSON",
-      detail: "the body is not valid UTF-8",
-    });
+    throw new HttpProblem(problem("invalid_json", "the body is not valid UTF-8"));
   }
   let body: unknown;
   try {
     body = parseJsonExact(text);
   } catch (error) {
-    throw new HttpProblem({
-      status: 400,
-      code: "invalid_json",
-      title: "Invalid JSON",
-      detail: `the body is not valid JSON: ${(error as Error).message}`,
-    });
+    throw new HttpProblem(problem("invalid_json", `the body is not valid JSON: ${(error as Error).message}`));
   }
   // JSON.parse keeps the last of two equal keys: {"amount":"1.00","amount":"9999.00"} must not
   // pass for either amount.
   const repeated = repeatedKey(text);
   if (repeated !== undefined) {
-    throw new HttpProblem({
-      status: 400,
-      code: "invalid_json",
-      title: "Invalid JSON",
-      detail: `the body is ambiguous: the key ${JSON.stringify(repeated)} appears twice`,
-    });
+    throw new HttpProblem(
+      problem("invalid_json", `the body is ambiguous: the key ${JSON.stringify(repeated)} appears twice`),
+    );
   }
   return body;
 }

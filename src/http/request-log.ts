@@ -1,6 +1,6 @@
 import { Elysia, StatusMap } from "elysia";
-import { isUuid } from "../lib/kinds";
 import type { Logger } from "../lib/log";
+import { isUuid } from "../lib/uuid";
 import { httpRequestDuration } from "../metrics";
 
 export const REQUEST_ID_HEADER = "x-request-id";

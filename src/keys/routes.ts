@@ -1,10 +1,9 @@
 import { type DocumentDecoration, Elysia } from "elysia";
-import { NotFound, ValidationFailed } from "../errors";
+import { ValidationFailed } from "../errors";
 import { PageQueryParams } from "../events/model";
 import { readJsonBody } from "../http/body";
 import { queryParameters, responses } from "../http/openapi";
-import { isUuid } from "../lib/kinds";
-import { json } from "../payouts/routes";
+import { json, pathId } from "../http/route";
 import { callerOf } from "./auth";
 import { ApiKeyIdParam } from "./model";
 import type { KeyService } from "./service";
@@ -14,10 +13,7 @@ const BASE = "/api/keys";
 const SCOPE = "keys:manage";
 
 /** An id from the path: anything but a UUID names no key. */
-function keyId(raw: string): string {
-  if (!isUuid(raw)) throw new NotFound("API key");
-  return raw.toLowerCase();
-}
+const keyId = (raw: string) => pathId(raw, "API key");
 
 const content = (schema: string) => ({ "application/json": { schema: { $ref: `#/components/schemas/${schema}` } } });
 

@@ -1,5 +1,7 @@
 import { Kind, type SchemaOptions, type TUnsafe, Type, TypeRegistry } from "@sinclair/typebox";
-import { JsonNumber, parseAmount } from "../payouts/amount";
+import { parseAmount } from "../payouts/amount";
+import { JsonNumber } from "./json-number";
+import { isUuid } from "./uuid";
 
 /*
  * The building blocks of the request schemas in model.ts: TypeBox kinds, each registered once
@@ -189,9 +191,6 @@ export const Digits = (options: SchemaOptions & { minimum: number; maximum: numb
     .Encode(String);
 
 // --- Uuid -----------------------------------------------------------------------------------
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (s: string) => UUID.test(s);
 
 register("Uuid", (_, value) => (typeof value === "string" && isUuid(value) ? undefined : "must be a UUID"));
 

@@ -154,3 +154,15 @@ export const PayoutPage = Type.Object({
   results: Type.Array(Payout),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
 });
+
+/** The problem+json members a payout's errors add: status_conflict's and create_outcome_unknown's. */
+export const PayoutProblemFields = {
+  current_status: Type.Optional(Enum(STATUSES, { description: "With status_conflict: the payout's status." })),
+  payout_id: Type.Optional(
+    Type.String({
+      format: "uuid",
+      description:
+        "With create_outcome_unknown for a create without an Idempotency-Key: the payout to look up once Retry-After has passed. A keyed create's answers never carry it: its key decides.",
+    }),
+  ),
+};

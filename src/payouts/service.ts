@@ -20,10 +20,10 @@ import { batched } from "../lib/batched";
 import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
 import { deadline } from "../lib/timers";
-import { payoutsCreated, recordStatusChange } from "../metrics";
+import { payoutsCreated } from "../metrics";
 import { expired } from "./key-retention";
 import { type CreatePayoutInput, Payout, STATUSES, type UpdatePayoutInput } from "./model";
-import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
+import { DELETABLE_IN, recordStatusChange, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
 import { type ListQuery, nextCursor } from "./validation";
 
 export function toPayout(row: PayoutRow): Payout {

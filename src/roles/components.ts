@@ -10,6 +10,7 @@ import { createOutbox, type Outbox } from "../payouts/processing/outbox";
 import type { Publisher } from "../queue/port";
 import { startDeliveries } from "../webhooks/delivery";
 import { clock, postgres } from "./adapters";
+import { apiPlugins } from "./http-features";
 import { deliveryOptions, keyPurgeOptions, outboxOptions, webhookSettings } from "./options";
 import { type Component, type Resource, resource } from "./run";
 
@@ -67,13 +68,16 @@ export function httpComponent(
     start() {
       app = createApp({
         database: database.value,
-        clock,
         log,
-        onCreated: (id) => outbox.value.handOff(id),
         brokerConnected: () => publisher().connected,
-        idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
-        createDeadlineMs: config.createDeadlineMs,
-        webhooks: webhookSettings(config),
+        features: apiPlugins(
+          { database: database.value, clock, log, onCreated: (id) => outbox.value.handOff(id) },
+          {
+            idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
+            createDeadlineMs: config.createDeadlineMs,
+            webhooks: webhookSettings(config),
+          },
+        ),
       });
       // While stopping, every answer closes its connection: the client opens a new one (to another
       // replica) for its next request instead of sending it on one that is about to be closed.

@@ -1,11 +1,22 @@
 import { type DocumentDecoration, Elysia } from "elysia";
-import { NotFound, ValidationFailed } from "../errors";
+import { ValidationFailed } from "../errors";
 import { PageQueryParams } from "../events/model";
 import { readJsonBody } from "../http/body";
-import { QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
-import { isUuid } from "../lib/kinds";
-import { json } from "../payouts/routes";
-import { DeliveryListQueryParams, DeliveryParams, EndpointIdParam } from "./model";
+import { type FeatureDocs, QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { json, pathId } from "../http/route";
+import {
+  CreatedWebhookEndpoint,
+  CreateWebhookEndpointBody,
+  DeliveryListQueryParams,
+  DeliveryParams,
+  EndpointIdParam,
+  RotatedSecret,
+  UpdateWebhookEndpointBody,
+  WebhookDelivery,
+  WebhookDeliveryPage,
+  WebhookEndpoint,
+  WebhookEndpointPage,
+} from "./model";
 import type { WebhookService } from "./service";
 import {
   validateCreateEndpoint,
@@ -15,12 +26,6 @@ import {
 } from "./validation";
 
 const BASE = "/api/webhook-endpoints";
-
-/** An id from the path: anything but a UUID names nothing. */
-function idOf(raw: string, what: string): string {
-  if (!isUuid(raw)) throw new NotFound(what);
-  return raw.toLowerCase();
-}
 
 const content = (schema: string) => ({ "application/json": { schema: { $ref: `#/components/schemas/${schema}` } } });
 
@@ -109,6 +114,53 @@ const docs = {
   DocumentDecoration
 >;
 
+const signedHeader = (name: string, description: string, schema: object) => ({
+  name,
+  in: "header",
+  required: true,
+  description,
+  schema,
+});
+
+/** The request this service sends to a webhook endpoint (an OpenAPI 3.1 `webhooks` entry). */
+const webhookRequest = {
+  operationId: "receivePayoutEvent",
+  tags: ["webhooks"],
+  summary: "An event, delivered to a webhook endpoint",
+  description:
+    "One POST per attempt, per Standard Webhooks (standardwebhooks.com): a receiver using the standardwebhooks or svix libraries verifies it unchanged. Any 2xx within WEBHOOK_TIMEOUT_MS is success; anything else (another status, redirects included, a timeout, a refused connection) is retried after WEBHOOK_RETRY_BASE_DELAY_MS, doubling, at most 10 hours apart, up to WEBHOOK_MAX_ATTEMPTS attempts. Delivery is at least once and unordered: deduplicate by webhook-id, order by the event's created_at.",
+  parameters: [
+    signedHeader("webhook-id", "The event's id: the same on every attempt.", { type: "string", format: "uuid" }),
+    signedHeader("webhook-timestamp", "Unix seconds of this attempt.", { type: "string", pattern: "^\\d+$" }),
+    signedHeader(
+      "webhook-signature",
+      "v1, + base64 of HMAC-SHA256 over {webhook-id}.{webhook-timestamp}.{body}, keyed with the base64-decoded part of the secret after whsec_. During WEBHOOK_SECRET_OVERLAP_MS after a rotation, two signatures separated by a space: the new secret's and the previous one's.",
+      { type: "string", pattern: "^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)?$" },
+    ),
+  ],
+  requestBody: { required: true, content: content("PayoutEvent") },
+  responses: {
+    "2XX": { description: "Delivered" },
+    default: { description: "Not delivered: the attempt is retried" },
+  },
+};
+
+/** What webhooks add to the document besides their operations: the request they send, too. */
+export const webhooksDocument: FeatureDocs = {
+  tags: [{ name: "webhooks", description: "Endpoints that receive events, signed per Standard Webhooks" }],
+  webhooks: { "payout-event": { post: webhookRequest } },
+  schemas: {
+    WebhookEndpoint,
+    CreatedWebhookEndpoint,
+    CreateWebhookEndpoint: CreateWebhookEndpointBody,
+    UpdateWebhookEndpoint: UpdateWebhookEndpointBody,
+    RotatedSecret,
+    WebhookDelivery,
+    WebhookEndpointPage,
+    WebhookDeliveryPage,
+  },
+};
+
 const ENDPOINT = "webhook endpoint";
 
 /** Webhook endpoints: managed here, delivered to by the worker (delivery.ts). */
@@ -141,7 +193,7 @@ export function webhookRoutes(service: WebhookService) {
     )
     .get(
       `${BASE}/:endpoint_id/`,
-      async ({ params }) => json(await service.get(idOf(params.endpoint_id, ENDPOINT)), 200),
+      async ({ params }) => json(await service.get(pathId(params.endpoint_id, ENDPOINT)), 200),
       {
         params: EndpointIdParam,
         detail: docs.get,
@@ -150,7 +202,7 @@ export function webhookRoutes(service: WebhookService) {
     .patch(
       `${BASE}/:endpoint_id/`,
       async ({ params, body }) => {
-        const id = idOf(params.endpoint_id, ENDPOINT);
+        const id = pathId(params.endpoint_id, ENDPOINT);
         const input = validateUpdateEndpoint(body);
         if (!input.ok) throw new ValidationFailed(input.errors);
         return json(await service.update(id, input.value), 200);
@@ -160,20 +212,20 @@ export function webhookRoutes(service: WebhookService) {
     .delete(
       `${BASE}/:endpoint_id/`,
       async ({ params }) => {
-        await service.remove(idOf(params.endpoint_id, ENDPOINT));
+        await service.remove(pathId(params.endpoint_id, ENDPOINT));
         return new Response(null, { status: 204 });
       },
       { params: EndpointIdParam, detail: docs.remove },
     )
     .post(
       `${BASE}/:endpoint_id/rotate-secret/`,
-      async ({ params }) => json(await service.rotateSecret(idOf(params.endpoint_id, ENDPOINT)), 200),
+      async ({ params }) => json(await service.rotateSecret(pathId(params.endpoint_id, ENDPOINT)), 200),
       { params: EndpointIdParam, detail: docs.rotate },
     )
     .get(
       `${BASE}/:endpoint_id/deliveries/`,
       async ({ params, request }) => {
-        const id = idOf(params.endpoint_id, ENDPOINT);
+        const id = pathId(params.endpoint_id, ENDPOINT);
         const query = validateDeliveryListQuery(new URL(request.url).searchParams);
         if (!query.ok) throw new ValidationFailed(query.errors, "query parameter");
         return json(await service.deliveries(id, query.value), 200);
@@ -183,7 +235,7 @@ export function webhookRoutes(service: WebhookService) {
     .post(
       `${BASE}/:endpoint_id/deliveries/:delivery_id/retry/`,
       async ({ params }) =>
-        json(await service.retry(idOf(params.endpoint_id, ENDPOINT), idOf(params.delivery_id, "delivery")), 202),
+        json(await service.retry(pathId(params.endpoint_id, ENDPOINT), pathId(params.delivery_id, "delivery")), 202),
       { params: DeliveryParams, detail: docs.retry },
     );
 }

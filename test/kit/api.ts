@@ -2,6 +2,7 @@ import { loadConfig } from "../../src/config";
 import type { Database } from "../../src/db/client";
 import { createApp } from "../../src/http/app";
 import { type Clock, systemClock } from "../../src/lib/clock";
+import { apiPlugins } from "../../src/roles/http-features";
 import { webhookSettings } from "../../src/roles/options";
 import type { WebhookSettings } from "../../src/webhooks/service";
 import { quiet } from "./log";
@@ -22,18 +23,22 @@ export function testApi(
   } = {},
 ) {
   const handedOff: string[] = [];
+  const onCreated = (id: string) => {
+    handedOff.push(id);
+    options.onCreated?.(id);
+  };
   const app = createApp({
     database,
-    clock: options.clock ?? systemClock,
     log: quiet,
-    onCreated: (id) => {
-      handedOff.push(id);
-      options.onCreated?.(id);
-    },
     brokerConnected: () => options.brokerConnected ?? true,
-    idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
-    createDeadlineMs: options.createDeadlineMs ?? loadConfig({}).createDeadlineMs,
-    webhooks: options.webhooks ?? webhookSettings(loadConfig({})),
+    features: apiPlugins(
+      { database, clock: options.clock ?? systemClock, log: quiet, onCreated },
+      {
+        idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
+        createDeadlineMs: options.createDeadlineMs ?? loadConfig({}).createDeadlineMs,
+        webhooks: options.webhooks ?? webhookSettings(loadConfig({})),
+      },
+    ),
   });
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };

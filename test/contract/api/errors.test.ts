@@ -8,6 +8,7 @@ import { createApp } from "../../../src/http/app";
 import { RETRY_WITH_KEY } from "../../../src/http/problem";
 import { systemClock } from "../../../src/lib/clock";
 import type { Logger } from "../../../src/lib/log";
+import { apiPlugins } from "../../../src/roles/http-features";
 import { webhookSettings } from "../../../src/roles/options";
 import { testApi } from "../../kit/api";
 import { scratchDatabase, testDatabase } from "../../kit/db";
@@ -287,13 +288,16 @@ describe("the database", () => {
     try {
       const app = createApp({
         database: broken,
-        clock: systemClock,
         log: capture,
-        onCreated: () => {},
         brokerConnected: () => true,
-        idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-        createDeadlineMs: loadConfig({}).createDeadlineMs,
-        webhooks: webhookSettings(loadConfig({})),
+        features: apiPlugins(
+          { database: broken, clock: systemClock, log: capture, onCreated: () => {} },
+          {
+            idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+            createDeadlineMs: loadConfig({}).createDeadlineMs,
+            webhooks: webhookSettings(loadConfig({})),
+          },
+        ),
       });
       const response = await app.handle(
         new Request("http://payouts.test/api/payouts/", {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
-import { PROBLEM_CODES } from "../../../src/http/problem";
+import { PROBLEM_CODES, PROBLEMS, type ProblemCode } from "../../../src/http/problem";
 import { CURRENCIES, STATUSES } from "../../../src/payouts/model";
 import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
@@ -32,6 +32,28 @@ const allowedValues = (schema: Json): string[] =>
   deref(schema).enum ?? deref(schema).anyOf?.map((s: Json) => s.const ?? s.enum?.[0]) ?? [];
 
 const operation = (path: string, method: string) => doc.paths?.[path]?.[method];
+
+/** Every problem+json example of every operation, with where it is documented. */
+const problemExamples = (document: Json): { at: string; value: Json }[] =>
+  Object.entries(document.paths).flatMap(([path, item]) =>
+    Object.entries(item as Record<string, Json>).flatMap(([method, op]) =>
+      Object.entries(op.responses as Record<string, Json>).flatMap(([status, response]) =>
+        Object.entries(response.content?.["application/problem+json"]?.examples ?? {}).map(([name, example]) => ({
+          at: `${method.toUpperCase()} ${path} ${status} ${name}`,
+          value: (example as Json).value,
+        })),
+      ),
+    ),
+  );
+
+/** The examples whose status or title is not the catalogue's for their code. */
+const offCatalogue = (examples: { at: string; value: Json }[]): string[] =>
+  examples
+    .filter(({ value }) => {
+      const entry = PROBLEMS[value.code as ProblemCode];
+      return entry?.status !== value.status || entry.title !== value.title;
+    })
+    .map(({ at, value }) => `${at}: ${value.code} titled ${value.title}`);
 
 describe("the document", () => {
   test("/swagger/json and /swagger/?format=openapi serve the same OpenAPI 3 document", async () => {
@@ -303,6 +325,43 @@ describe("a complete and truthful document", () => {
 
   test("the problem code is an enum of the codes the server uses", () => {
     expect(doc.components.schemas.Problem.properties.code.enum).toEqual([...PROBLEM_CODES]);
+  });
+
+  test("every documented problem example has the status and title the catalogue gives its code", () => {
+    const examples = problemExamples(doc);
+    expect(examples.length).toBeGreaterThan(40);
+    expect(offCatalogue(examples)).toEqual([]);
+  });
+
+  test("a title written beside the catalogue is caught: the check fails when an example diverges", () => {
+    const copy = JSON.parse(JSON.stringify(doc));
+    const conflict = copy.paths["/api/payouts/{id}/"].delete.responses["409"].content["application/problem+json"];
+    conflict.examples.status_conflict.value.title = "Status forbids it";
+    expect(offCatalogue(problemExamples(copy))).toEqual([
+      "DELETE /api/payouts/{id}/ 409 status_conflict: status_conflict titled Status forbids it",
+    ]);
+  });
+
+  test("the examples come from the catalogue: a title changed there is the title the document shows", async () => {
+    // A fresh process: the catalogue is changed before any module that builds the document loads.
+    const script = `
+      const { PROBLEMS } = await import(${JSON.stringify(`${import.meta.dir}/../../src/http/problem.ts`)});
+      PROBLEMS.status_conflict.title = "Changed in the catalogue";
+      const { testApi, testDatabase } = await import(${JSON.stringify(`${import.meta.dir}/../helpers.ts`)});
+      const database = testDatabase(1);
+      const { body } = await testApi(database).request("GET", "/swagger/json");
+      await database.close();
+      const responses = body.paths["/api/payouts/{id}/"].patch.responses;
+      console.log(JSON.stringify(responses["409"].content["application/problem+json"].examples.status_conflict.value));
+    `;
+    const run = Bun.spawn([process.execPath, "--eval", script], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([
+      new Response(run.stdout).text(),
+      new Response(run.stderr).text(),
+      run.exited,
+    ]);
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    expect(JSON.parse(out)).toMatchObject({ status: 409, code: "status_conflict", title: "Changed in the catalogue" });
   });
 
   test("the health endpoints answer as the document says", async () => {

@@ -4,6 +4,7 @@ import { loadConfig } from "../../../src/config";
 import { createApp } from "../../../src/http/app";
 import { systemClock } from "../../../src/lib/clock";
 import { createLogger, type Logger } from "../../../src/lib/log";
+import { apiPlugins } from "../../../src/roles/http-features";
 import { webhookSettings } from "../../../src/roles/options";
 import { testDatabase } from "../../kit/db";
 import { eventually } from "../../kit/wait";
@@ -18,13 +19,16 @@ const SECRET = "40817810099910004312, BIC 044525225, Ivanov I.I.";
 const appLoggingTo = (log: Logger) =>
   createApp({
     database,
-    clock: systemClock,
     log,
-    onCreated: () => {},
     brokerConnected: () => true,
-    idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-    createDeadlineMs: loadConfig({}).createDeadlineMs,
-    webhooks: webhookSettings(loadConfig({})),
+    features: apiPlugins(
+      { database, clock: systemClock, log, onCreated: () => {} },
+      {
+        idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
+        createDeadlineMs: loadConfig({}).createDeadlineMs,
+        webhooks: webhookSettings(loadConfig({})),
+      },
+    ),
   });
 
 /** The api in-process, its log lines (every level) parsed as they are written. */

@@ -2,7 +2,8 @@
 // exactly; everything else is refused. Values are compared as integer cents (BigInt), never floats.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { JsonNumber, parseAmount, parseJsonExact } from "../../../src/payouts/amount";
+import { JsonNumber, parseJsonExact } from "../../../src/lib/json-number";
+import { parseAmount } from "../../../src/payouts/amount";
 
 const MIN_CENTS = 1n;
 const MAX_CENTS = 999_999_999_999n;
