@@ -345,10 +345,11 @@ describe("a complete and truthful document", () => {
   test("the examples come from the catalogue: a title changed there is the title the document shows", async () => {
     // A fresh process: the catalogue is changed before any module that builds the document loads.
     const script = `
-      const { PROBLEMS } = await import(${JSON.stringify(`${import.meta.dir}/../../src/http/problem.ts`)});
+      const { PROBLEMS } = await import(${JSON.stringify(`${import.meta.dir}/../../../src/http/problem.ts`)});
       PROBLEMS.status_conflict.title = "Changed in the catalogue";
-      const { testApi, testDatabase } = await import(${JSON.stringify(`${import.meta.dir}/../helpers.ts`)});
-      const database = testDatabase(1);
+      const { connectPostgres } = await import(${JSON.stringify(`${import.meta.dir}/../../../src/db/client.ts`)});
+      const { testApi } = await import(${JSON.stringify(`${import.meta.dir}/../../kit/api.ts`)});
+      const database = connectPostgres(process.env.DATABASE_URL, 1, "payouts-test-catalogue");
       const { body } = await testApi(database).request("GET", "/swagger/json");
       await database.close();
       const responses = body.paths["/api/payouts/{id}/"].patch.responses;
