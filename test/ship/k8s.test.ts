@@ -82,7 +82,7 @@ describe("the Kustomize base and the KEDA overlay", () => {
     expect(example.map((m) => `${m.kind}/${m.metadata.name}`)).toEqual(["Secret/payouts"]);
   });
 
-  test("the base holds what the README's Deployment section walks through", () => {
+  test("the base holds what docs/operations.md's Kubernetes section walks through", () => {
     expect(base.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual([
       "ConfigMap/payouts",
       "Deployment/payouts-api",
