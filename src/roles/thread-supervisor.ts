@@ -5,7 +5,7 @@ import { type MetricsReport, registry } from "../metrics";
 
 const RESTART_DELAY_MS = 1000;
 
-// From source, thread.ts sits beside this file. The compiled binary holds it as a second entry
+// From source, worker-thread.ts sits beside this file. The compiled binary holds it as a second entry
 // point (see the build script), at its path under src/ in the embedded filesystem, while this
 // module is bundled into the main entry at that filesystem's root.
 const THREAD_ENTRY = new URL(compiledBinary ? "./roles/worker-thread.ts" : "./worker-thread.ts", import.meta.url).href;

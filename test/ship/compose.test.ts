@@ -1,6 +1,6 @@
 // The shape of compose.yaml and the Dockerfile: the files read, and checked for what
 // `docker compose up --scale worker=3` and the image rely on. Where a Docker engine with Compose v2
-// runs (this machine's CI: ../shared/containers/setup.sh), the last block runs the stack for real.
+// runs (started on this machine by the shared containers setup script), the last block runs the stack for real.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
