@@ -70,7 +70,7 @@ export const payouts = pgTable(
 
 /**
  * The outbox: a row for each payout whose id the broker has not confirmed yet. The payouts INSERT
- * trigger writes it in the payout's own transaction, whoever inserts (drizzle/0007_outbox.sql);
+ * trigger writes it in the payout's own transaction, whoever inserts (src/db/sql/outbox.sql);
  * the hand-off deletes it once the broker confirmed, and the relay publishes what is left. A row
  * is written once and deleted once: no payout row is updated to say it was published.
  */
@@ -115,7 +115,7 @@ export const simulatedGatewayPayments = pgTable("simulated_gateway_payments", {
 
 /**
  * The audit trail: one row per change of a payout, written by the payouts trigger in the change's
- * own transaction (drizzle/0005_events.sql), never updated or deleted, kept after the payout is.
+ * own transaction (src/db/sql/audit-trail.sql), never updated or deleted, kept after the payout is.
  * The id is a UUID v7 made in SQL from the same millisecond as created_at, so ordering by id is
  * ordering by time: one index serves every list and a created_at bound is an id bound.
  */

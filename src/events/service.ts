@@ -20,7 +20,7 @@ export function toEvent(row: PayoutEventRow): PayoutEvent {
 
 /**
  * The smallest UUID v7 of an instant's millisecond: an event's id starts with the millisecond of
- * its created_at (drizzle/0006_events_trigger.sql), so a created_at bound is this id bound, and
+ * its created_at (src/db/sql/audit-trail.sql), so a created_at bound is this id bound, and
  * every list is read from one index ordered by id.
  */
 export function firstIdAt(at: Date): string {

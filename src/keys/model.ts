@@ -111,7 +111,7 @@ export const ApiKeyPage = Type.Object({
 
 export const ApiKeyIdParam = Type.Object({ id: Type.String({ description: "The key's id (a UUID)." }) });
 
-/** The document's component schemas of this feature, for src/api/openapi.ts to list. */
+/** The document's component schemas of this feature, for src/http/openapi.ts to list. */
 export const KEY_SCHEMAS = {
   ApiKey,
   ApiKeyWithSecret,
