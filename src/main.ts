@@ -17,7 +17,7 @@ import type { Consumer, Publisher } from "./queue/port";
 import { brokerConsumer, brokerPublisher, clock, outboxOptions, startProcessing } from "./roles/adapters";
 import { onShutdown, useLogger } from "./roles/lifecycle";
 import { startWorkerThreads, type WorkerThreads } from "./roles/thread-supervisor";
-import { deliveryOptions, startDeliveries } from "./webhooks/delivery";
+import { deliveryOptions, startDeliveries } from "./webhooks/delivery/loop";
 import { webhookSettings } from "./webhooks/service";
 
 /** `--role=api` or `--role api`; `all` when absent. */

@@ -9,6 +9,8 @@
 -- statement's events share the statement's instant (uuid-v7.sql). The deliveries of the events are
 -- the delivery loop's to create from webhook_fanout (src/webhooks/delivery/fanout.ts), outside any
 -- payout's transaction, so that a create's cost does not grow with the number of endpoints.
+-- (The body's own comment names src/webhooks/delivery.ts, the file fanOut lived in when 0011 was
+-- written; it changes with the next migration that replaces this function.)
 CREATE OR REPLACE FUNCTION payouts_append_events() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   now_exact timestamptz := clock_timestamp();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
 import fc from "fast-check";
-import { fanOut } from "../../../src/webhooks/delivery";
+import { fanOut } from "../../../src/webhooks/delivery/fanout";
 import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { createPayout } from "../../kit/fixtures";
