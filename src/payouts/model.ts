@@ -1,4 +1,5 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
+import type { PayoutRow } from "../db/schema";
 import { Amount, Cursor, Digits, Enum, Explain, Text, Timestamp, TrimmedText } from "../lib/kinds";
 import { AMOUNT_MAX, AMOUNT_MIN } from "./amount";
 
@@ -154,3 +155,19 @@ export const PayoutPage = Type.Object({
   results: Type.Array(Payout),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
 });
+
+/** A payout's row as the API shows it (payout_json in src/db/sql/payout-json.sql is its SQL twin). */
+export function toPayout(row: PayoutRow): Payout {
+  return {
+    id: row.id,
+    amount: row.amount,
+    currency: row.currency,
+    recipient_details: row.recipientDetails,
+    comment: row.comment,
+    status: row.status,
+    failure_reason: row.failureReason,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    processed_at: row.processedAt?.toISOString() ?? null,
+  };
+}
