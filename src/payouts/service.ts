@@ -12,10 +12,9 @@ import { payouts } from "../db/schema";
 import { NotFound, StatusConflict } from "../errors";
 import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
-import { recordStatusChange } from "../metrics";
 import { type CreateResult, payoutCreates } from "./create";
 import { type CreatePayoutInput, type Payout, STATUSES, toPayout, type UpdatePayoutInput } from "./model";
-import { DELETABLE_IN, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
+import { DELETABLE_IN, recordStatusChange, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
 import { type ListQuery, nextCursor } from "./validation";
 
 /** Reads, changes and deletes answer within this, or 503. */

@@ -1,3 +1,5 @@
+import type { Logger } from "../lib/log";
+import { payoutStatusChanges } from "../metrics";
 import type { Status } from "./model";
 
 /**
@@ -21,3 +23,13 @@ export const TERMS_EDITABLE_IN: readonly Status[] = ["NEW"];
 
 /** PROCESSING and COMPLETED payouts are kept: money is moving or has moved. */
 export const DELETABLE_IN: readonly Status[] = ["NEW", "CANCELLED", "FAILED"];
+
+/**
+ * A payout's status changed: one log line (a warning for FAILED) and one count, the same wherever
+ * the change is made (a worker's claim or outcome, a client's cancel). `log` names the payout.
+ */
+export function recordStatusChange(log: Logger, status: Exclude<Status, "NEW">, fields: Record<string, unknown>) {
+  if (status === "FAILED") log.warn("payout status changed", { status, ...fields });
+  else log.info("payout status changed", { status, ...fields });
+  payoutStatusChanges.inc({ status });
+}

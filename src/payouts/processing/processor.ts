@@ -6,8 +6,9 @@ import type { Payment, PayoutGateway } from "../../gateway/port";
 import { batched } from "../../lib/batched";
 import type { Clock } from "../../lib/clock";
 import type { Logger } from "../../lib/log";
-import { gatewayCallDuration, payoutRetries, recordStatusChange } from "../../metrics";
+import { gatewayCallDuration, payoutRetries } from "../../metrics";
 import type { Delivery, HandlerResult } from "../../queue/port";
+import { recordStatusChange } from "../status";
 import { asTemporaryFailure, nextAttemptAfterMs, type RetryPolicy, type TemporaryFailure } from "./retry-policy";
 
 // A claim or an outcome that failed for want of the database is written again by its own worker
