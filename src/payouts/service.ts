@@ -11,11 +11,12 @@ import {
 import { payouts } from "../db/schema";
 import { NotFound, StatusConflict } from "../errors";
 import type { Clock } from "../lib/clock";
+import { page } from "../lib/lists";
 import type { Logger } from "../lib/log";
 import { type CreateResult, payoutCreates } from "./create";
 import { type CreatePayoutInput, type Payout, STATUSES, toPayout, type UpdatePayoutInput } from "./model";
 import { DELETABLE_IN, recordStatusChange, TERMS_EDITABLE_IN, TRANSITIONS } from "./status";
-import { type ListQuery, nextCursor } from "./validation";
+import { type ListQuery, payoutList } from "./validation";
 
 /** Reads, changes and deletes answer within this, or 503. */
 const ANSWER_WITHIN_MS = 1800;
@@ -108,13 +109,7 @@ export function payoutService({
 
     /** Keyset pagination, newest first: each page is one index range scan, however deep. */
     async list(query: ListQuery): Promise<{ results: Payout[]; next_cursor: string | null }> {
-      const rows = await guarded(() => pageQuery(db, query));
-      const page = rows.slice(0, query.limit);
-      const last = page.at(-1);
-      return {
-        results: page.map(toPayout),
-        next_cursor: rows.length > query.limit && last ? nextCursor(last, query) : null,
-      };
+      return page(await guarded(() => pageQuery(db, query)), query, payoutList, toPayout);
     },
 
     /**

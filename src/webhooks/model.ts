@@ -1,7 +1,7 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
 import { EventTypeSchema } from "../events/model";
 import { Enum, Text } from "../lib/kinds";
-import { ListQueryParams } from "../payouts/model";
+import { pageParams } from "../lib/lists";
 import { URL_MAX } from "./addresses";
 
 export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
@@ -135,9 +135,8 @@ const page = (item: string) =>
 export const WebhookEndpointPage = page("WebhookEndpoint");
 export const WebhookDeliveryPage = page("WebhookDelivery");
 
-const { limit, cursor } = ListQueryParams.properties;
 export const DeliveryListQueryParams = Type.Object(
-  { limit, cursor, status: Type.Optional(Enum(DELIVERY_STATUSES)) },
+  { ...pageParams, status: Type.Optional(Enum(DELIVERY_STATUSES)) },
   { additionalProperties: false },
 );
 
