@@ -1,18 +1,10 @@
 import { type Static, Type } from "@sinclair/typebox";
+import { EVENT_TYPES } from "../db/schema";
 import { Enum, Timestamp, Uuid } from "../lib/kinds";
 import { PageQueryParams, pageParams } from "../lib/lists";
 import type { Payout } from "../payouts/model";
 
-/** What can happen to a payout; each change appends one event of one of these types. */
-export const EVENT_TYPES = [
-  "payout.created",
-  "payout.updated",
-  "payout.cancelled",
-  "payout.processing",
-  "payout.completed",
-  "payout.failed",
-  "payout.deleted",
-] as const;
+export { EVENT_TYPES };
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const EventTypeSchema = Enum(EVENT_TYPES, {

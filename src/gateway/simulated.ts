@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { simulatedGatewayPayments } from "../db/schema";
+import { AMOUNT_TYPE, PAYMENT_KEY_MAX, simulatedGatewayPayments } from "../db/schema";
 import { batched } from "../lib/batched";
 import { type Payment, type PayoutGateway, type PayRequest, TemporaryGatewayError } from "./port";
 
@@ -44,7 +44,8 @@ export function simulatedGateway(db: Db, options: SimulatedGatewayOptions): Payo
     .select(
       sql`SELECT t.idempotency_key, t.payout_id, t.amount, t.currency, t.calls, now()
           FROM jsonb_to_recordset(${sql.placeholder("payments")}::jsonb)
-            AS t(idempotency_key varchar(255), payout_id uuid, amount numeric(12, 2), currency currency, calls integer)
+            AS t(idempotency_key ${sql.raw(`varchar(${PAYMENT_KEY_MAX})`)}, payout_id uuid,
+                 amount ${sql.raw(AMOUNT_TYPE)}, currency currency, calls integer)
           ORDER BY t.idempotency_key`,
     )
     .onConflictDoUpdate({

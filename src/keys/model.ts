@@ -1,11 +1,10 @@
 import { type StaticDecode, Type } from "@sinclair/typebox";
-import { SCOPES } from "../db/schema";
+import { NAME_MAX, SCOPES } from "../db/schema";
 import { Enum, Integer, Timestamp, TrimmedText } from "../lib/kinds";
 
 export { SCOPES };
 export type Scope = (typeof SCOPES)[number];
 
-export const NAME_MAX = 255;
 /** A roll's default overlap: a day, as for webhook signing secrets. */
 export const ROLL_OVERLAP_DEFAULT_MS = 24 * 60 * 60 * 1000;
 /** The longest overlap a roll may ask for: a leaked key must not stay usable for long. */

@@ -12,7 +12,7 @@ import {
   refusedForTime,
   schemaBehind,
 } from "../db/errors";
-import { idempotencyKeys, type PayoutRow, payouts } from "../db/schema";
+import { AMOUNT_TYPE, COMMENT_MAX, idempotencyKeys, type PayoutRow, payouts, RECIPIENT_MAX } from "../db/schema";
 import { IdempotencyKeyReused } from "../errors";
 import { batched } from "../lib/batched";
 import type { Clock } from "../lib/clock";
@@ -114,6 +114,11 @@ const NEW_ROW: Record<keyof PayoutRow, SQL> = {
   processedAt: sql`NULL`,
 };
 
+// The batch's JSON records are read as the columns' own types, limits included.
+const AMOUNT_COLUMN = sql.raw(AMOUNT_TYPE);
+const RECIPIENT_COLUMN = sql.raw(`varchar(${RECIPIENT_MAX})`);
+const COMMENT_COLUMN = sql.raw(`varchar(${COMMENT_MAX})`);
+
 /** The columns a create sends, in the order of the batch's JSON records. */
 const createRecord = (p: NewPayout) => ({
   id: p.id,
@@ -158,8 +163,8 @@ export function payoutCreates(
     .select(
       sql`WITH input AS MATERIALIZED (
             SELECT * FROM jsonb_to_recordset(${sql.placeholder("rows")}::jsonb)
-              AS t(id uuid, amount numeric(12, 2), currency currency, recipient_details varchar(255),
-                   comment varchar(1000), deadline timestamptz)
+              AS t(id uuid, amount ${AMOUNT_COLUMN}, currency currency, recipient_details ${RECIPIENT_COLUMN},
+                   comment ${COMMENT_COLUMN}, deadline timestamptz)
             WHERE clock_timestamp() < t.deadline
           ), fence AS (
             SELECT create_deadline_fence(min(deadline)) AS fenced FROM input HAVING count(*) > 0

@@ -1,19 +1,14 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
-import type { PayoutRow } from "../db/schema";
+import { COMMENT_MAX, CURRENCIES, IDEMPOTENCY_KEY_MAX, type PayoutRow, RECIPIENT_MAX, STATUSES } from "../db/schema";
 import { Amount, Enum, Explain, Text, Timestamp, TrimmedText } from "../lib/kinds";
 import { pageParams } from "../lib/lists";
 import { AMOUNT_MAX, AMOUNT_MIN } from "./amount";
 
 // The payout's vocabulary and limits, read by validation, the database schema and OpenAPI alike.
-export const CURRENCIES = ["RUB", "USD", "EUR"] as const;
-export const STATUSES = ["NEW", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"] as const;
 export type Currency = (typeof CURRENCIES)[number];
 export type Status = (typeof STATUSES)[number];
 
-export { AMOUNT_MAX, AMOUNT_MIN };
-export const RECIPIENT_MAX = 255;
-export const COMMENT_MAX = 1000;
-export const IDEMPOTENCY_KEY_MAX = 255;
+export { AMOUNT_MAX, AMOUNT_MIN, CURRENCIES, IDEMPOTENCY_KEY_MAX, STATUSES };
 
 const example = {
   id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10",
