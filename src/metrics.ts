@@ -54,12 +54,12 @@ export const processResidentMemory = registry.gauge(
 
 // The simulated receivers of the tests answer at once; a real one may take up to WEBHOOK_TIMEOUT_MS.
 const WEBHOOK_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-export const webhookDeliveries = registry.counter(
+export const webhookAttempts = registry.counter(
   "webhook_deliveries_total",
   "Webhook delivery attempts, by outcome (success, http_error, timeout, network_error, refused_address)",
   ["outcome"],
 );
-export const webhookDeliveryDuration = registry.histogram(
+export const webhookAttemptDuration = registry.histogram(
   "webhook_delivery_duration_seconds",
   "Time one webhook delivery attempt took, DNS check included, by outcome",
   ["outcome"],

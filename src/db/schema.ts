@@ -130,12 +130,13 @@ export const idempotencyKeys = pgTable(
 
 /**
  * The simulated payout gateway's own ledger (what a real provider keeps on its side). Keyed by
- * the idempotency key the service sends, so a repeated call never pays twice, and counting calls
+ * the payment key the service sends (column idempotency_key, the provider's word for it; not the
+ * client's Idempotency-Key), so a repeated call never pays twice, and counting calls
  * so that tests can see how often money was asked for. No index beyond the key: the ledger is
  * written once per payout on the hot path and read only by tests.
  */
 export const simulatedGatewayPayments = pgTable("simulated_gateway_payments", {
-  idempotencyKey: varchar("idempotency_key", { length: PAYMENT_KEY_MAX }).primaryKey(),
+  paymentKey: varchar("idempotency_key", { length: PAYMENT_KEY_MAX }).primaryKey(),
   payoutId: uuid("payout_id").notNull(),
   amount: numeric("amount", { precision: AMOUNT_PRECISION, scale: AMOUNT_SCALE }).notNull(),
   currency: currencyEnum("currency").notNull(),

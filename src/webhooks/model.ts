@@ -129,13 +129,13 @@ export const WebhookDelivery = Type.Object(
 export type WebhookDelivery = Static<typeof WebhookDelivery>;
 
 const ref = (name: string) => Type.Unsafe({ $ref: `#/components/schemas/${name}` });
-const page = (item: string) =>
+const pageOf = (item: string) =>
   Type.Object({
     results: Type.Array(ref(item)),
     next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
   });
-export const WebhookEndpointPage = page("WebhookEndpoint");
-export const WebhookDeliveryPage = page("WebhookDelivery");
+export const WebhookEndpointPage = pageOf("WebhookEndpoint");
+export const WebhookDeliveryPage = pageOf("WebhookDelivery");
 
 export const DeliveryListQueryParams = Type.Object(
   { ...pageParams, status: Type.Optional(Enum(DELIVERY_STATUSES)) },

@@ -2,7 +2,7 @@ import type { ConsumeMessage } from "amqplib";
 import type { Logger } from "../../lib/log";
 import { workerInFlight } from "../../metrics";
 import { HAND_BACK_AFTER_MS, nearestDelay } from "../../payouts/processing/retry-policy";
-import type { Consumer, Delivery, HandlerResult, PayoutMessage } from "../port";
+import type { Consumer, HandlerResult, PayoutMessage, QueueMessage } from "../port";
 import { type Link, RabbitConnection } from "./connection";
 import { send } from "./publisher";
 import { declareTopology, QUEUE, retryQueue } from "./topology";
@@ -50,7 +50,7 @@ export function rabbitConsumer(url: string, options: RabbitConsumerOptions, log:
     }
   };
 
-  const onMessage = async (link: Link, msg: ConsumeMessage, handle: (d: Delivery) => Promise<HandlerResult>) => {
+  const onMessage = async (link: Link, msg: ConsumeMessage, handle: (d: QueueMessage) => Promise<HandlerResult>) => {
     const { channel } = link;
     const message = parseMessage(msg.content);
     if (!message) {

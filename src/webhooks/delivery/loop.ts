@@ -3,12 +3,7 @@ import type { Db } from "../../db/client";
 import { toEvent } from "../../events/service";
 import type { Clock } from "../../lib/clock";
 import type { Logger } from "../../lib/log";
-import {
-  webhookDeliveries,
-  webhookDeliveriesPending,
-  webhookDeliveryDuration,
-  webhookFanoutPending,
-} from "../../metrics";
+import { webhookAttemptDuration, webhookAttempts, webhookDeliveriesPending, webhookFanoutPending } from "../../metrics";
 import { FANOUT_DELIVERIES, fanOut } from "./fanout";
 import { send } from "./send";
 import { type Claimed, deliveryStore } from "./store";
@@ -85,8 +80,8 @@ export function startDeliveries(
       clock,
     );
     const seconds = (performance.now() - started) / 1000;
-    webhookDeliveries.inc({ outcome: result.outcome });
-    webhookDeliveryDuration.observe(seconds, { outcome: result.outcome });
+    webhookAttempts.inc({ outcome: result.outcome });
+    webhookAttemptDuration.observe(seconds, { outcome: result.outcome });
     const fields = {
       event_id: claimed.event.id,
       endpoint_id: claimed.endpoint_id,
