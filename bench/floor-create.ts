@@ -21,7 +21,7 @@ const sql = postgres(config.databaseUrl as string, { max: config.dbPoolSize, onn
 const connection = await amqp.connect(config.amqpUrl as string);
 const channel = await connection.createConfirmChannel();
 
-// The same batching as the api's creates (src/db/batch.ts, same sizes): the floor differs from
+// The same batching as the api's creates (src/lib/batched.ts, same sizes): the floor differs from
 // the service in what it leaves out, not in how it talks to PostgreSQL.
 const insert = batched(
   async (bodies: Body[]) => {

@@ -19,7 +19,7 @@ const config = loadConfig();
 const queue = process.env.FLOOR_QUEUE ?? "floor";
 const sql = postgres(config.databaseUrl as string, { max: config.dbPoolSize, onnotice: () => {} });
 
-// Each step batched as the worker's processor batches it (src/db/batch.ts, same sizes).
+// Each step batched as the worker's processor batches it (src/lib/batched.ts, same sizes).
 const steps = { maxSize: 500, maxInFlight: 2 };
 
 const claim = batched(async (ids: string[]) => {

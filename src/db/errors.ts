@@ -65,7 +65,7 @@ export function neverReachedDatabase(error: unknown): boolean {
   return error instanceof NothingStoredError || NOT_CONNECTED_CODES.has(errorCode(error) ?? "");
 }
 
-/** drizzle/0010: a create that reached its commit at or after its deadline, rolled back. */
+/** A create that reached its commit at or after its deadline, rolled back (src/db/sql/create-deadline.sql). */
 export const CREATE_DEADLINE_PASSED = "PD001";
 const LOCK_NOT_AVAILABLE = "55P03";
 

@@ -17,9 +17,39 @@ import {
   uuid,
   varchar,
 } from "drizzle-orm/pg-core";
-import { EVENT_TYPES } from "../events/model";
-import { CURRENCIES, STATUSES } from "../payouts/model";
-import { DELIVERY_STATUSES } from "../webhooks/model";
+
+// What the database persists is owned here: the values of its enumerations and the limits of its
+// columns. The features' models read them (validation and the OpenAPI document state the same
+// limits), as does the raw SQL that casts to these types; no column limit is written twice.
+
+export const CURRENCIES = ["RUB", "USD", "EUR"] as const;
+export const STATUSES = ["NEW", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"] as const;
+/** What can happen to a payout; each change appends one event of one of these types. */
+export const EVENT_TYPES = [
+  "payout.created",
+  "payout.updated",
+  "payout.cancelled",
+  "payout.processing",
+  "payout.completed",
+  "payout.failed",
+  "payout.deleted",
+] as const;
+export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
+
+/** An amount's column: numeric(12, 2), ten whole digits and two fraction digits. */
+export const AMOUNT_PRECISION = 12;
+export const AMOUNT_SCALE = 2;
+/** The amount column's type, for raw SQL that casts to it. */
+export const AMOUNT_TYPE = `numeric(${AMOUNT_PRECISION}, ${AMOUNT_SCALE})`;
+export const RECIPIENT_MAX = 255;
+export const COMMENT_MAX = 1000;
+export const IDEMPOTENCY_KEY_MAX = 255;
+/** The simulated gateway's payment key (the payout's id, or a test's own). */
+export const PAYMENT_KEY_MAX = 255;
+export const URL_MAX = 2048;
+export const DESCRIPTION_MAX = 255;
+/** An API key's name. */
+export const NAME_MAX = 255;
 
 export const currencyEnum = pgEnum("currency", CURRENCIES);
 export const payoutStatusEnum = pgEnum("payout_status", STATUSES);
@@ -34,10 +64,10 @@ export const payouts = pgTable(
   "payouts",
   {
     id: uuid("id").primaryKey(),
-    amount: numeric("amount", { precision: 12, scale: 2 }).notNull(),
+    amount: numeric("amount", { precision: AMOUNT_PRECISION, scale: AMOUNT_SCALE }).notNull(),
     currency: currencyEnum("currency").notNull(),
-    recipientDetails: varchar("recipient_details", { length: 255 }).notNull(),
-    comment: varchar("comment", { length: 1000 }).notNull().default(""),
+    recipientDetails: varchar("recipient_details", { length: RECIPIENT_MAX }).notNull(),
+    comment: varchar("comment", { length: COMMENT_MAX }).notNull().default(""),
     status: payoutStatusEnum("status").notNull().default("NEW"),
     failureReason: text("failure_reason"),
     /** Gateway attempts so far; counted when a worker claims the payout. */
@@ -70,7 +100,7 @@ export const payouts = pgTable(
 
 /**
  * The outbox: a row for each payout whose id the broker has not confirmed yet. The payouts INSERT
- * trigger writes it in the payout's own transaction, whoever inserts (drizzle/0007_outbox.sql);
+ * trigger writes it in the payout's own transaction, whoever inserts (src/db/sql/outbox.sql);
  * the hand-off deletes it once the broker confirmed, and the relay publishes what is left. A row
  * is written once and deleted once: no payout row is updated to say it was published.
  */
@@ -86,7 +116,7 @@ export const payoutOutbox = pgTable("payout_outbox", {
 export const idempotencyKeys = pgTable(
   "idempotency_keys",
   {
-    key: varchar("key", { length: 255 }).primaryKey(),
+    key: varchar("key", { length: IDEMPOTENCY_KEY_MAX }).primaryKey(),
     /** SHA-256 of the normalised request body: the same key with another body is refused. */
     fingerprint: text("fingerprint").notNull(),
     payoutId: uuid("payout_id").notNull(),
@@ -100,14 +130,15 @@ export const idempotencyKeys = pgTable(
 
 /**
  * The simulated payout gateway's own ledger (what a real provider keeps on its side). Keyed by
- * the idempotency key the service sends, so a repeated call never pays twice, and counting calls
+ * the payment key the service sends (column idempotency_key, the provider's word for it; not the
+ * client's Idempotency-Key), so a repeated call never pays twice, and counting calls
  * so that tests can see how often money was asked for. No index beyond the key: the ledger is
  * written once per payout on the hot path and read only by tests.
  */
 export const simulatedGatewayPayments = pgTable("simulated_gateway_payments", {
-  idempotencyKey: varchar("idempotency_key", { length: 255 }).primaryKey(),
+  paymentKey: varchar("idempotency_key", { length: PAYMENT_KEY_MAX }).primaryKey(),
   payoutId: uuid("payout_id").notNull(),
-  amount: numeric("amount", { precision: 12, scale: 2 }).notNull(),
+  amount: numeric("amount", { precision: AMOUNT_PRECISION, scale: AMOUNT_SCALE }).notNull(),
   currency: currencyEnum("currency").notNull(),
   calls: integer("calls").notNull().default(1),
   createdAt: instant("created_at").notNull().defaultNow(),
@@ -115,7 +146,7 @@ export const simulatedGatewayPayments = pgTable("simulated_gateway_payments", {
 
 /**
  * The audit trail: one row per change of a payout, written by the payouts trigger in the change's
- * own transaction (drizzle/0005_events.sql), never updated or deleted, kept after the payout is.
+ * own transaction (src/db/sql/audit-trail.sql), never updated or deleted, kept after the payout is.
  * The id is a UUID v7 made in SQL from the same millisecond as created_at, so ordering by id is
  * ordering by time: one index serves every list and a created_at bound is an id bound.
  */
@@ -136,9 +167,9 @@ export const payoutEvents = pgTable(
 /** Receivers of events. The secret signs deliveries and is never shown after create or rotate. */
 export const webhookEndpoints = pgTable("webhook_endpoints", {
   id: uuid("id").primaryKey(),
-  url: varchar("url", { length: 2048 }).notNull(),
+  url: varchar("url", { length: URL_MAX }).notNull(),
   eventTypes: eventTypeEnum("event_types").array().notNull(),
-  description: varchar("description", { length: 255 }).notNull().default(""),
+  description: varchar("description", { length: DESCRIPTION_MAX }).notNull().default(""),
   enabled: boolean("enabled").notNull().default(true),
   disabledReason: text("disabled_reason"),
   /** When it was last disabled (NULL while enabled): the fan-out still gives it the events that
@@ -227,7 +258,7 @@ export const apiKeys = pgTable(
   {
     /** UUID v7, also the public part of the key (pk_<id>_<secret>). */
     id: uuid("id").primaryKey(),
-    name: varchar("name", { length: 255 }).notNull(),
+    name: varchar("name", { length: NAME_MAX }).notNull(),
     scopes: text("scopes").array().notNull(),
     secretHash: bytea("secret_hash").notNull(),
     /** The secret before the last roll: it still authenticates until previous_secret_expires_at. */

@@ -1,17 +1,10 @@
 import { type Static, Type } from "@sinclair/typebox";
+import { EVENT_TYPES } from "../db/schema";
 import { Enum, Timestamp, Uuid } from "../lib/kinds";
-import { ListQueryParams, type Payout } from "../payouts/model";
+import { PageQueryParams, pageParams } from "../lib/lists";
+import type { Payout } from "../payouts/model";
 
-/** What can happen to a payout; each change appends one event of one of these types. */
-export const EVENT_TYPES = [
-  "payout.created",
-  "payout.updated",
-  "payout.cancelled",
-  "payout.processing",
-  "payout.completed",
-  "payout.failed",
-  "payout.deleted",
-] as const;
+export { EVENT_TYPES };
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export const EventTypeSchema = Enum(EVENT_TYPES, {
@@ -70,12 +63,9 @@ export const EventPage = Type.Object({
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
 });
 
-const { limit, cursor } = ListQueryParams.properties;
-
 export const EventListQueryParams = Type.Object(
   {
-    limit,
-    cursor,
+    ...pageParams,
     type: Type.Optional(EventTypeSchema),
     payout_id: Type.Optional(Uuid({ description: "Only this payout's events." })),
     created_after: Type.Optional(
@@ -88,5 +78,5 @@ export const EventListQueryParams = Type.Object(
   { additionalProperties: false },
 );
 
-/** limit and cursor alone: the query of a list with no filters. */
-export const PageQueryParams = Type.Object({ limit, cursor }, { additionalProperties: false });
+// The query of a list with no filters, read here by the routes that document one.
+export { PageQueryParams };

@@ -2,10 +2,10 @@ import { and, asc, desc, eq, gt, gte, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { type PayoutEventRow, payoutEvents, payouts } from "../db/schema";
 import { NotFound } from "../errors";
+import { type PageQuery, page, unfilteredList } from "../lib/lists";
 import type { Payout } from "../payouts/model";
-import { type ListSpec, nextListCursor, type PageQuery } from "../payouts/validation";
 import type { PayoutEvent } from "./model";
-import { type EventListQuery, eventList, unfilteredList } from "./validation";
+import { type EventListQuery, eventList } from "./validation";
 
 export function toEvent(row: PayoutEventRow): PayoutEvent {
   return {
@@ -20,7 +20,7 @@ export function toEvent(row: PayoutEventRow): PayoutEvent {
 
 /**
  * The smallest UUID v7 of an instant's millisecond: an event's id starts with the millisecond of
- * its created_at (drizzle/0006_events_trigger.sql), so a created_at bound is this id bound, and
+ * its created_at (src/db/sql/audit-trail.sql), so a created_at bound is this id bound, and
  * every list is read from one index ordered by id.
  */
 export function firstIdAt(at: Date): string {
@@ -63,30 +63,22 @@ export function historyPageQuery(db: Db, payoutId: string, query: PageQuery) {
 
 type Page = { results: PayoutEvent[]; next_cursor: string | null };
 
-function toPage<Q extends PageQuery>(rows: PayoutEventRow[], query: Q, spec: ListSpec<Q>): Page {
-  const page = rows.slice(0, query.limit);
-  const last = page.at(-1);
-  return {
-    results: page.map(toEvent),
-    next_cursor: rows.length > query.limit && last ? nextListCursor(last, query, spec) : null,
-  };
-}
-
 /** The audit trail as clients read it. The trigger writes it; nothing here does. */
 export function eventService({ db }: { db: Db }) {
   return {
-    list: async (query: EventListQuery): Promise<Page> => toPage(await eventsPageQuery(db, query), query, eventList),
+    list: async (query: EventListQuery): Promise<Page> =>
+      page(await eventsPageQuery(db, query), query, eventList, toEvent),
 
     /**
      * A payout's history, also after the payout is deleted. A payout stored before the trail
      * existed has an empty history; an id that was never a payout is a 404.
      */
     async history(payoutId: string, query: PageQuery): Promise<Page> {
-      const page = toPage(await historyPageQuery(db, payoutId, query), query, unfilteredList);
-      if (page.results.length > 0 || query.cursor) return page;
+      const events = page(await historyPageQuery(db, payoutId, query), query, unfilteredList, toEvent);
+      if (events.results.length > 0 || query.cursor) return events;
       const [known] = await db.select({ found: sql`1` }).from(payouts).where(eq(payouts.id, payoutId));
       if (!known) throw new NotFound();
-      return page;
+      return events;
     },
   };
 }

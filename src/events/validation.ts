@@ -1,6 +1,6 @@
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { type ListSpec, limitOf, type PageQuery, validateList } from "../payouts/validation";
-import { EventListQueryParams, type EventType, PageQueryParams } from "./model";
+import { type ListSpec, limitOf, type PageQuery, unfilteredList, validateList } from "../lib/lists";
+import { EventListQueryParams, type EventType } from "./model";
 
 export type EventListQuery = PageQuery & {
   type?: EventType;
@@ -24,13 +24,6 @@ export const eventList: ListSpec<EventListQuery> = {
     created_after: query.createdAfter?.toISOString(),
     created_before: query.createdBefore?.toISOString(),
   }),
-};
-
-/** A list with no filters: a payout's history (the payout is in the path), the webhook endpoints. */
-export const unfilteredList: ListSpec<PageQuery> = {
-  check: TypeCompiler.Compile(PageQueryParams),
-  toQuery: (params) => ({ limit: limitOf(params) }),
-  filters: () => ({}),
 };
 
 export const validateEventListQuery = (search: URLSearchParams) => validateList(search, eventList);

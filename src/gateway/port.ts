@@ -1,8 +1,11 @@
 import type { Currency } from "../payouts/model";
 
 export type PayRequest = {
-  /** The payout id: a repeated call with the same key returns the first outcome, never pays twice. */
-  idempotencyKey: string;
+  /**
+   * The payment's idempotency key at the provider (the payout id, not the client's Idempotency-Key):
+   * a repeated call with the same key returns the first outcome, never pays twice.
+   */
+  paymentKey: string;
   payoutId: string;
   amount: string;
   currency: Currency;
@@ -19,5 +22,5 @@ export type PayoutGateway = {
   /** Pays, or throws TemporaryGatewayError. `signal` ends a call that ran out of time. */
   pay(request: PayRequest, signal: AbortSignal): Promise<Payment>;
   /** The payment made under this key, if any: asked before a payout is given up as FAILED. */
-  lookup(idempotencyKey: string): Promise<Payment | undefined>;
+  lookup(paymentKey: string): Promise<Payment | undefined>;
 };

@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { simulatedGatewayPayments } from "../db/schema";
+import { AMOUNT_TYPE, PAYMENT_KEY_MAX, simulatedGatewayPayments } from "../db/schema";
 import { batched } from "../lib/batched";
 import { type Payment, type PayoutGateway, type PayRequest, TemporaryGatewayError } from "./port";
 
@@ -25,11 +25,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const reference = (idempotencyKey: string): Payment => ({ reference: `sim_${idempotencyKey}` });
+const reference = (paymentKey: string): Payment => ({ reference: `sim_${paymentKey}` });
 
 /**
  * A payout provider simulated on this service's own database, with a real provider's contract:
- * the idempotency key is the ledger's unique key, so a repeated call answers with the first
+ * the payment key is the ledger's unique key, so a repeated call answers with the first
  * payment and moves no more money. Money moves at the start of a successful call and the answer
  * comes after the latency, so a worker that dies mid-call leaves a paid but unanswered payout:
  * the case that idempotency exists for. Like a real provider's, the latency is the whole call's,
@@ -44,11 +44,12 @@ export function simulatedGateway({ db }: { db: Db }, options: SimulatedGatewayOp
     .select(
       sql`SELECT t.idempotency_key, t.payout_id, t.amount, t.currency, t.calls, now()
           FROM jsonb_to_recordset(${sql.placeholder("payments")}::jsonb)
-            AS t(idempotency_key varchar(255), payout_id uuid, amount numeric(12, 2), currency currency, calls integer)
+            AS t(idempotency_key ${sql.raw(`varchar(${PAYMENT_KEY_MAX})`)}, payout_id uuid,
+                 amount ${sql.raw(AMOUNT_TYPE)}, currency currency, calls integer)
           ORDER BY t.idempotency_key`,
     )
     .onConflictDoUpdate({
-      target: simulatedGatewayPayments.idempotencyKey,
+      target: simulatedGatewayPayments.paymentKey,
       set: { calls: sql`${simulatedGatewayPayments.calls} + excluded.calls` },
     })
     .prepare("record_payments");
@@ -60,11 +61,11 @@ export function simulatedGateway({ db }: { db: Db }, options: SimulatedGatewayOp
         { idempotency_key: string; payout_id: string; amount: string; currency: string; calls: number }
       >();
       for (const request of requests) {
-        const entry = byKey.get(request.idempotencyKey);
+        const entry = byKey.get(request.paymentKey);
         if (entry) entry.calls++;
         else
-          byKey.set(request.idempotencyKey, {
-            idempotency_key: request.idempotencyKey,
+          byKey.set(request.paymentKey, {
+            idempotency_key: request.paymentKey,
             payout_id: request.payoutId,
             amount: request.amount,
             currency: request.currency,
@@ -72,7 +73,7 @@ export function simulatedGateway({ db }: { db: Db }, options: SimulatedGatewayOp
           });
       }
       await recordMany.execute({ payments: JSON.stringify([...byKey.values()]) });
-      return requests.map((request) => reference(request.idempotencyKey));
+      return requests.map((request) => reference(request.paymentKey));
     },
     { maxSize: 500, maxInFlight: 2 },
   );
@@ -89,11 +90,11 @@ export function simulatedGateway({ db }: { db: Db }, options: SimulatedGatewayOp
       return payment;
     },
 
-    async lookup(idempotencyKey) {
+    async lookup(paymentKey) {
       const [row] = await db
-        .select({ key: simulatedGatewayPayments.idempotencyKey })
+        .select({ key: simulatedGatewayPayments.paymentKey })
         .from(simulatedGatewayPayments)
-        .where(eq(simulatedGatewayPayments.idempotencyKey, idempotencyKey));
+        .where(eq(simulatedGatewayPayments.paymentKey, paymentKey));
       return row && reference(row.key);
     },
   };

@@ -32,7 +32,7 @@ export function scopeFor(method: string, path: string): Scope | undefined {
 const unauthorized = () => problemResponse(UNAUTHORIZED, { "www-authenticate": 'Bearer realm="payouts"' });
 const forbidden = (scope: Scope) => problemResponse(domainProblem(new MissingScope(scope)) as Problem);
 
-// The caller, kept on the request itself: a property, not a WeakMap (see src/api/request-log.ts).
+// The caller, kept on the request itself: a property, not a WeakMap (see src/http/request-log.ts).
 const CALLER = Symbol("caller");
 type AuthenticatedRequest = Request & { [CALLER]?: Caller };
 

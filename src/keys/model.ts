@@ -1,11 +1,10 @@
 import { type StaticDecode, Type } from "@sinclair/typebox";
-import { SCOPES } from "../db/schema";
+import { NAME_MAX, SCOPES } from "../db/schema";
 import { Enum, Integer, Timestamp, TrimmedText } from "../lib/kinds";
 
 export { SCOPES };
 export type Scope = (typeof SCOPES)[number];
 
-export const NAME_MAX = 255;
 /** A roll's default overlap: a day, as for webhook signing secrets. */
 export const ROLL_OVERLAP_DEFAULT_MS = 24 * 60 * 60 * 1000;
 /** The longest overlap a roll may ask for: a leaked key must not stay usable for long. */
@@ -111,7 +110,7 @@ export const ApiKeyPage = Type.Object({
 
 export const ApiKeyIdParam = Type.Object({ id: Type.String({ description: "The key's id (a UUID)." }) });
 
-/** The document's component schemas of this feature, for src/api/openapi.ts to list. */
+/** The document's component schemas of this feature, for src/http/openapi.ts to list. */
 export const KEY_SCHEMAS = {
   ApiKey,
   ApiKeyWithSecret,

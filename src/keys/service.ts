@@ -2,11 +2,9 @@ import { desc, eq, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { type ApiKeyRow, apiKeys } from "../db/schema";
 import { KeyConflict, MissingScope, NotFound, ValidationFailed } from "../errors";
-import { unfilteredList } from "../events/validation";
 import type { Clock } from "../lib/clock";
+import { type PageQuery, page, unfilteredList } from "../lib/lists";
 import type { Logger } from "../lib/log";
-import type { PageQuery } from "../payouts/validation";
-import { page } from "../webhooks/service";
 import {
   type ApiKey,
   type ApiKeyWithSecret,

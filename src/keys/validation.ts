@@ -1,6 +1,6 @@
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { unfilteredList } from "../events/validation";
-import { type Validated, validateBody, validateList } from "../payouts/validation";
+import { unfilteredList, validateList } from "../lib/lists";
+import { type Validated, validateBody } from "../lib/validate";
 import { ApiKey, CreateApiKeyBody, type CreateApiKeyInput, RollApiKeyBody, type RollApiKeyInput } from "./model";
 
 const createCheck = TypeCompiler.Compile(CreateApiKeyBody);

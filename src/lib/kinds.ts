@@ -19,7 +19,7 @@ import { isUuid } from "./uuid";
  * - Digits: a query parameter's integer is written in decimal digits only (no sign, exponent or
  *   fraction).
  * - Integer: a body's whole number is judged by the digits written (no fraction, no exponent).
- * - Cursor: one this service issued (see encodeCursor), carrying its list's query parameters.
+ * - Cursor: one this service issued (src/lib/lists.ts), carrying its list's query parameters.
  * - Uuid: RFC 4122's string form, in either case (some validators also take a urn:uuid: prefix).
  *
  * Enum is a kind only because TypeBox writes enumerations as anyOf of consts: `enum` is what JSON
@@ -35,7 +35,7 @@ export type Explanation = (value: unknown) => string | undefined;
 
 const rules = new Map<string, Rule>();
 
-function register(kind: string, rule: Rule): void {
+export function register(kind: string, rule: Rule): void {
   rules.set(kind, rule);
   TypeRegistry.Set(kind, (schema, value) => rule(schema as Record<string, unknown>, value) === undefined);
 }
@@ -196,46 +196,6 @@ register("Uuid", (_, value) => (typeof value === "string" && isUuid(value) ? und
 
 export const Uuid = (options: SchemaOptions = {}) =>
   Type.Unsafe<string>({ ...options, [Kind]: "Uuid", type: "string", format: "uuid" });
-
-// --- Cursor ---------------------------------------------------------------------------------
-
-/** Where a page ended: the (created_at, id) of its last row. */
-export type Position = { createdAt: Date; id: string };
-/** A cursor: where its page ended, and the query parameters of its list's first page. */
-export type CursorToken = { position: Position; list: Record<string, string> };
-
-export const encodeCursor = (position: Position, list: Record<string, string | undefined>): string =>
-  Buffer.from(JSON.stringify({ at: position.createdAt.toISOString(), id: position.id, list })).toString("base64url");
-
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
-
-/** The cursor's parts when it has the shape encodeCursor writes; its list is checked by its reader. */
-export function decodeCursor(raw: string): CursorToken | undefined {
-  let token: unknown;
-  try {
-    token = JSON.parse(Buffer.from(raw, "base64url").toString());
-  } catch {
-    return undefined;
-  }
-  if (!isPlainObject(token) || Object.keys(token).length !== 3) return undefined;
-  const { at, id, list } = token;
-  const createdAt = typeof at === "string" ? instant(at) : undefined;
-  if (!createdAt || typeof id !== "string" || !isUuid(id) || !isPlainObject(list)) return undefined;
-  if (Object.hasOwn(list, "cursor") || Object.values(list).some((value) => typeof value !== "string")) {
-    return undefined;
-  }
-  return { position: { createdAt, id: id.toLowerCase() }, list: list as Record<string, string> };
-}
-
-register("Cursor", (_, value) =>
-  typeof value === "string" && decodeCursor(value) ? undefined : "is not a cursor this service issued",
-);
-
-export const Cursor = (options: SchemaOptions = {}) =>
-  Type.Transform(Type.Unsafe<string>({ ...options, [Kind]: "Cursor", type: "string" }))
-    .Decode((value) => decodeCursor(value) as CursorToken)
-    .Encode((token) => encodeCursor(token.position, token.list));
 
 // --- Integer (a body's) -----------------------------------------------------------------------
 

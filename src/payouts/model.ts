@@ -1,19 +1,14 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
-import { Amount, Cursor, Digits, Enum, Explain, Text, Timestamp, TrimmedText } from "../lib/kinds";
+import { COMMENT_MAX, CURRENCIES, IDEMPOTENCY_KEY_MAX, type PayoutRow, RECIPIENT_MAX, STATUSES } from "../db/schema";
+import { Amount, Enum, Explain, Text, Timestamp, TrimmedText } from "../lib/kinds";
+import { pageParams } from "../lib/lists";
 import { AMOUNT_MAX, AMOUNT_MIN } from "./amount";
 
 // The payout's vocabulary and limits, read by validation, the database schema and OpenAPI alike.
-export const CURRENCIES = ["RUB", "USD", "EUR"] as const;
-export const STATUSES = ["NEW", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"] as const;
 export type Currency = (typeof CURRENCIES)[number];
 export type Status = (typeof STATUSES)[number];
 
-export { AMOUNT_MAX, AMOUNT_MIN };
-export const RECIPIENT_MAX = 255;
-export const COMMENT_MAX = 1000;
-export const IDEMPOTENCY_KEY_MAX = 255;
-export const PAGE_LIMIT_DEFAULT = 50;
-export const PAGE_LIMIT_MAX = 200;
+export { AMOUNT_MAX, AMOUNT_MIN, CURRENCIES, IDEMPOTENCY_KEY_MAX, STATUSES };
 
 const example = {
   id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10",
@@ -113,20 +108,7 @@ export type UpdatePayoutInput = StaticDecode<typeof UpdatePayoutBody>;
 
 export const ListQueryParams = Type.Object(
   {
-    limit: Type.Optional(
-      Digits({
-        minimum: 1,
-        maximum: PAGE_LIMIT_MAX,
-        default: PAGE_LIMIT_DEFAULT,
-        description: "Page size, in decimal digits. With a cursor, the cursor's list's limit unless given.",
-      }),
-    ),
-    cursor: Type.Optional(
-      Cursor({
-        description:
-          "Opaque: the next_cursor of the previous page. It carries its list's filters: send it alone, or with the same filters (others are a 400).",
-      }),
-    ),
+    ...pageParams,
     status: Type.Optional(StatusSchema),
     currency: Type.Optional(CurrencySchema),
     created_after: Type.Optional(
@@ -166,3 +148,18 @@ export const PayoutProblemFields = {
     }),
   ),
 };
+/** A payout's row as the API shows it (payout_json in src/db/sql/payout-json.sql is its SQL twin). */
+export function toPayout(row: PayoutRow): Payout {
+  return {
+    id: row.id,
+    amount: row.amount,
+    currency: row.currency,
+    recipient_details: row.recipientDetails,
+    comment: row.comment,
+    status: row.status,
+    failure_reason: row.failureReason,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    processed_at: row.processedAt?.toISOString() ?? null,
+  };
+}

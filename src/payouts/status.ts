@@ -3,7 +3,7 @@ import { payoutStatusChanges } from "../metrics";
 import type { Status } from "./model";
 
 /**
- * The status machine. drizzle/0001_status_machine.sql enforces the same rules in the database;
+ * The status machine. src/db/sql/status-machine.sql enforces the same rules in the database;
  * every write below is also conditional on the status it expects.
  *
  *   NEW --worker--> PROCESSING --worker--> COMPLETED

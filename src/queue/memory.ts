@@ -1,7 +1,7 @@
 import type { Logger } from "../lib/log";
 import { workerInFlight } from "../metrics";
 import { HAND_BACK_AFTER_MS } from "../payouts/processing/retry-policy";
-import type { Consumer, Delivery, HandlerResult, PayoutMessage, Publisher } from "./port";
+import type { Consumer, HandlerResult, PayoutMessage, Publisher, QueueMessage } from "./port";
 
 /**
  * The in-process queue of the embedded default (role `all` without AMQP_URL): the same contract
@@ -12,14 +12,14 @@ export function memoryQueue(
   { log }: { log: Logger },
   { concurrency }: { concurrency: number },
 ): { publisher: Publisher; consumer: Consumer & { readonly scheduled: number } } {
-  const waiting: Delivery[] = [];
+  const waiting: QueueMessage[] = [];
   const timers = new Set<Timer>();
-  let handler: ((delivery: Delivery) => Promise<HandlerResult>) | undefined;
+  let handler: ((delivery: QueueMessage) => Promise<HandlerResult>) | undefined;
   let inFlight = 0;
   let closed = false;
   let drained: (() => void) | undefined;
 
-  const later = (ms: number, delivery: Delivery) => {
+  const later = (ms: number, delivery: QueueMessage) => {
     // Closed: the process is stopping, and recovery at the next start publishes it again.
     if (closed) return;
     const timer = setTimeout(() => {
@@ -30,7 +30,7 @@ export function memoryQueue(
     timers.add(timer);
   };
 
-  const run = async (delivery: Delivery, handle: (d: Delivery) => Promise<HandlerResult>) => {
+  const run = async (delivery: QueueMessage, handle: (d: QueueMessage) => Promise<HandlerResult>) => {
     try {
       const { retryAfterMs } = await handle(delivery);
       if (retryAfterMs !== undefined) later(retryAfterMs, { id: delivery.id, resume: true, redelivered: false });
@@ -48,7 +48,7 @@ export function memoryQueue(
 
   function pump() {
     while (handler && !closed && inFlight < concurrency && waiting.length > 0) {
-      const delivery = waiting.shift() as Delivery;
+      const delivery = waiting.shift() as QueueMessage;
       inFlight++;
       workerInFlight.inc();
       void run(delivery, handler);

@@ -16,7 +16,8 @@ export type Publisher = {
   close(): Promise<void>;
 };
 
-export type Delivery = PayoutMessage & {
+/** A message as the consumer hands it to its handler. */
+export type QueueMessage = PayoutMessage & {
   /** The broker delivered this message before without an ack: its holder died. */
   redelivered: boolean;
 };
@@ -26,7 +27,7 @@ export type HandlerResult = { retryAfterMs?: number };
 
 export type Consumer = {
   /** Starts delivering, at most `concurrency` messages in flight. */
-  start(handler: (delivery: Delivery) => Promise<HandlerResult>): Promise<void>;
+  start(handler: (message: QueueMessage) => Promise<HandlerResult>): Promise<void>;
   /** Stops taking new messages, waits for those in flight (each is acked or handed back), closes. */
   close(): Promise<void>;
   readonly inFlight: number;

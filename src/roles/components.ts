@@ -8,7 +8,7 @@ import type { Logger } from "../lib/log";
 import { startKeyPurge } from "../payouts/key-retention";
 import { createOutbox, type Outbox } from "../payouts/processing/outbox";
 import type { Publisher } from "../queue/port";
-import { startDeliveries } from "../webhooks/delivery";
+import { startDeliveries } from "../webhooks/delivery/loop";
 import { clock, postgres } from "./adapters";
 import { apiPlugins } from "./http-features";
 import { deliveryOptions, keyPurgeOptions, outboxOptions, webhookSettings } from "./options";

@@ -7,7 +7,7 @@ import type { KeyPurgeOptions } from "../payouts/key-retention";
 import type { OutboxOptions } from "../payouts/processing/outbox";
 import { type RetryPolicy, retryDelays, stuckAfterMs } from "../payouts/processing/retry-policy";
 import type { RabbitConsumerOptions } from "../queue/rabbitmq/consumer";
-import type { DeliveryOptions } from "../webhooks/delivery";
+import type { DeliveryOptions } from "../webhooks/delivery/loop";
 import type { WebhookSettings } from "../webhooks/service";
 
 export const retryPolicy = ({ maxAttempts, retryBaseDelayMs, taskTimeLimitMs }: Config): RetryPolicy => ({

@@ -1,5 +1,6 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { URL_MAX } from "../db/schema";
 
 /*
  * Where a webhook may be sent: only to public addresses, unless WEBHOOK_ALLOW_PRIVATE_NETWORKS is
@@ -111,7 +112,6 @@ export function isPublicAddress(address: string): boolean {
   return !V6_NON_PUBLIC.some((r) => within(six, r));
 }
 
-export const URL_MAX = 2048;
 const LOOKUP_TIMEOUT_MS = 5000;
 export const NON_PUBLIC = "must not point to a loopback, private, link-local or other non-public address";
 

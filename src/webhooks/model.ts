@@ -1,12 +1,10 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
+import { DELIVERY_STATUSES, DESCRIPTION_MAX, URL_MAX } from "../db/schema";
 import { EventTypeSchema } from "../events/model";
 import { Enum, Text } from "../lib/kinds";
-import { ListQueryParams } from "../payouts/model";
-import { URL_MAX } from "./addresses";
+import { pageParams } from "../lib/lists";
 
-export const DELIVERY_STATUSES = ["pending", "succeeded", "failed"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
-export const DESCRIPTION_MAX = 255;
 
 const timestamp = (description?: string) =>
   Type.String({ format: "date-time", ...(description ? { description } : {}) });
@@ -62,7 +60,11 @@ const EventTypesIn = Type.Array(EventTypeSchema, {
   uniqueItems: true,
   description: "Distinct event types; all of them by default.",
 });
-const DescriptionIn = Text({ maxLength: DESCRIPTION_MAX, default: "", description: "At most 255 characters." });
+const DescriptionIn = Text({
+  maxLength: DESCRIPTION_MAX,
+  default: "",
+  description: `At most ${DESCRIPTION_MAX} characters.`,
+});
 const EnabledIn = Type.Boolean({ description: "true clears disabled_reason and the count of failed deliveries." });
 
 export const CreateWebhookEndpointBody = Type.Object(
@@ -127,17 +129,16 @@ export const WebhookDelivery = Type.Object(
 export type WebhookDelivery = Static<typeof WebhookDelivery>;
 
 const ref = (name: string) => Type.Unsafe({ $ref: `#/components/schemas/${name}` });
-const page = (item: string) =>
+const pageOf = (item: string) =>
   Type.Object({
     results: Type.Array(ref(item)),
     next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
   });
-export const WebhookEndpointPage = page("WebhookEndpoint");
-export const WebhookDeliveryPage = page("WebhookDelivery");
+export const WebhookEndpointPage = pageOf("WebhookEndpoint");
+export const WebhookDeliveryPage = pageOf("WebhookDelivery");
 
-const { limit, cursor } = ListQueryParams.properties;
 export const DeliveryListQueryParams = Type.Object(
-  { limit, cursor, status: Type.Optional(Enum(DELIVERY_STATUSES)) },
+  { ...pageParams, status: Type.Optional(Enum(DELIVERY_STATUSES)) },
   { additionalProperties: false },
 );
 

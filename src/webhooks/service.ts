@@ -3,8 +3,7 @@ import type { Db } from "../db/client";
 import { type WebhookDeliveryRow, type WebhookEndpointRow, webhookDeliveries, webhookEndpoints } from "../db/schema";
 import { NotFound, ValidationFailed } from "../errors";
 import { EVENT_TYPES } from "../events/model";
-import { unfilteredList } from "../events/validation";
-import { type ListSpec, nextListCursor, type PageQuery } from "../payouts/validation";
+import { type PageQuery, page, unfilteredList } from "../lib/lists";
 import { refusedAddress, urlProblem } from "./addresses";
 import type {
   CreateWebhookEndpointInput,
@@ -47,20 +46,6 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
     next_attempt_at: row.status === "pending" ? row.nextAttemptAt.toISOString() : null,
     last_response_status: row.lastResponseStatus,
     last_error: row.lastError,
-  };
-}
-
-export function page<R extends { id: string; createdAt: Date }, T, Q extends PageQuery>(
-  rows: R[],
-  query: Q,
-  spec: ListSpec<Q>,
-  to: (row: R) => T,
-) {
-  const results = rows.slice(0, query.limit);
-  const last = results.at(-1);
-  return {
-    results: results.map(to),
-    next_cursor: rows.length > query.limit && last ? nextListCursor(last, query, spec) : null,
   };
 }
 

@@ -1,13 +1,6 @@
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { unfilteredList } from "../events/validation";
-import {
-  type ListSpec,
-  limitOf,
-  type PageQuery,
-  type Validated,
-  validateBody,
-  validateList,
-} from "../payouts/validation";
+import { type ListSpec, limitOf, type PageQuery, unfilteredList, validateList } from "../lib/lists";
+import { type Validated, validateBody } from "../lib/validate";
 import {
   CreateWebhookEndpointBody,
   type CreateWebhookEndpointInput,

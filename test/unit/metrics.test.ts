@@ -1,6 +1,6 @@
 // The Prometheus registry: labels, histograms, reports from worker threads.
 import { expect, test } from "bun:test";
-import { Registry } from "../../src/metrics";
+import { Registry } from "../../src/lib/prometheus";
 
 test("the registry renders labels escaped, histogram buckets cumulative, and an unused counter as 0", () => {
   const registry = new Registry();

@@ -26,7 +26,7 @@ const CLEAR_CONFIRMED_MS = 100;
 
 /**
  * Gets every committed payout to the broker. Each NEW payout's insert writes its row in
- * `payout_outbox` in the same transaction (a trigger, drizzle/0007_outbox.sql); the api hands each
+ * `payout_outbox` in the same transaction (a trigger, src/db/sql/outbox.sql); the api hands each
  * one off right after its commit (`handOff`) and deletes the row once the broker confirmed. The
  * relay publishes the rows that are left (broker down, api crashed between commit and publish),
  * and again the payouts whose message was lost: NEW for longer than `republishAfterMs`, or

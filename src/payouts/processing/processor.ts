@@ -8,7 +8,7 @@ import { batched } from "../../lib/batched";
 import type { Clock } from "../../lib/clock";
 import type { Logger } from "../../lib/log";
 import { gatewayCallDuration, payoutRetries } from "../../metrics";
-import type { Delivery, HandlerResult } from "../../queue/port";
+import type { HandlerResult, QueueMessage } from "../../queue/port";
 import { recordStatusChange } from "../status";
 import { asTemporaryFailure, nextAttemptAfterMs, type RetryPolicy, type TemporaryFailure } from "./retry-policy";
 
@@ -131,8 +131,8 @@ export function createProcessor(
     .prepare("complete_payouts");
 
   const claim = batched(
-    async (deliveries: Delivery[]) => {
-      const takesOver = (d: Delivery) => d.resume === true || d.redelivered;
+    async (deliveries: QueueMessage[]) => {
+      const takesOver = (d: QueueMessage) => d.resume === true || d.redelivered;
       const rows = await claimMany.execute({
         ids: deliveries.map((d) => d.id).join(","),
         resumed: deliveries
@@ -167,7 +167,7 @@ export function createProcessor(
     try {
       return await gateway.pay(
         {
-          idempotencyKey: claimed.id,
+          paymentKey: claimed.id,
           payoutId: claimed.id,
           amount: claimed.amount,
           currency: claimed.currency,
@@ -182,7 +182,7 @@ export function createProcessor(
     }
   };
 
-  return async function process(delivery: Delivery): Promise<HandlerResult> {
+  return async function process(delivery: QueueMessage): Promise<HandlerResult> {
     // A claim run again may find its own first run's commit: as a takeover it claims the payout
     // anew (one more attempt) instead of leaving it PROCESSING for the relay.
     const claimed = await persist((again) => claim(again ? { ...delivery, resume: true } : delivery));

@@ -3,7 +3,7 @@ import type { Logger } from "../../lib/log";
 import { deadline } from "../../lib/timers";
 import { workerInFlight } from "../../metrics";
 import { HAND_BACK_AFTER_MS, nearestDelay } from "../../payouts/processing/retry-policy";
-import type { Consumer, Delivery, HandlerResult, PayoutMessage } from "../port";
+import type { Consumer, HandlerResult, PayoutMessage, QueueMessage } from "../port";
 import { type Link, RabbitConnection } from "./connection";
 import { send } from "./publisher";
 import { declareTopology, QUEUE, retryQueue } from "./topology";
@@ -52,7 +52,7 @@ export function rabbitConsumer({ log }: { log: Logger }, options: RabbitConsumer
     }
   };
 
-  const onMessage = async (link: Link, msg: ConsumeMessage, handle: (d: Delivery) => Promise<HandlerResult>) => {
+  const onMessage = async (link: Link, msg: ConsumeMessage, handle: (d: QueueMessage) => Promise<HandlerResult>) => {
     const { channel } = link;
     const message = parseMessage(msg.content);
     if (!message) {

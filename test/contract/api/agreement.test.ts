@@ -3,12 +3,12 @@
 // bound, each enum value and its neighbours, missing and extra fields, wrong types), judged by an
 // independent validator (ajv, JSON Schema 2020-12, ajv-formats) against the document, and sent to
 // the server, which must accept exactly what the document accepts. Inputs that touch a rule JSON
-// Schema cannot state (the list in src/payouts/rules.ts) are sent too, and must not be a 5xx.
+// Schema cannot state (the list in src/lib/kinds.ts) are sent too, and must not be a 5xx.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
 import fc from "fast-check";
-import { fanOut } from "../../../src/webhooks/delivery";
+import { fanOut } from "../../../src/webhooks/delivery/fanout";
 import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { createPayout } from "../../kit/fixtures";
@@ -104,7 +104,7 @@ function candidates(schema: Json, neighbours: string[]): unknown[] {
   return out;
 }
 
-/** Whether a body value touches one of the rules the document cannot state (src/payouts/rules.ts). */
+/** Whether a body value touches one of the rules the document cannot state (src/lib/kinds.ts). */
 function touchesBodyRule(field: string, value: unknown): boolean {
   // Amount: a JSON number is judged by its digits; with an exponent or more than two fraction
   // digits, the float JSON Schema sees is not what the server reads.

@@ -100,7 +100,8 @@ describe("timestamps outside years 0001 to 9999", () => {
     }
   });
 
-  // A cursor as this service writes it (test/api/list.test.ts follows real ones), with an edited time.
+  // A cursor as this service writes it (test/contract/api/list.test.ts follows real ones), with an
+  // edited time.
   const cursorOf = (at: string, list: Record<string, string> = { limit: "50" }) =>
     Buffer.from(JSON.stringify({ at, id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10", list })).toString("base64url");
   const cursors: [string, string][] = [

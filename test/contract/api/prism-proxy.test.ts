@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Subprocess, spawn } from "bun";
 import { sql } from "drizzle-orm";
-import { fanOut } from "../../../src/webhooks/delivery";
+import { fanOut } from "../../../src/webhooks/delivery/fanout";
 import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { createPayout, validBody } from "../../kit/fixtures";

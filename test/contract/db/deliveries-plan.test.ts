@@ -3,7 +3,7 @@
 // the fan-out the oldest rows of webhook_fanout from its key; neither scans or sorts a table.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type SQL, sql } from "drizzle-orm";
-import { claimStatement } from "../../../src/webhooks/delivery";
+import { claimStatement } from "../../../src/webhooks/delivery/store";
 import { resetDatabase, testDatabase } from "../../kit/db";
 
 const database = testDatabase();

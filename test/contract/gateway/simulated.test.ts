@@ -11,7 +11,7 @@ beforeEach(() => resetDatabase(database));
 afterAll(() => database.close());
 
 const request = (payoutId: string, amount = "10.00") => ({
-  idempotencyKey: payoutId,
+  paymentKey: payoutId,
   payoutId,
   amount,
   currency: "EUR" as const,

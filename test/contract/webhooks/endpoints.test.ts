@@ -3,7 +3,7 @@
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { EVENT_TYPES } from "../../../src/events/model";
-import { fanOut } from "../../../src/webhooks/delivery";
+import { fanOut } from "../../../src/webhooks/delivery/fanout";
 import { testApi } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { expectProblem, expectValidationProblem, query } from "../../kit/fixtures";

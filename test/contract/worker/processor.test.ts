@@ -81,7 +81,7 @@ test("the last attempt fails but an earlier, unanswered call had paid: COMPLETED
     options(2),
   );
   const { id, amount, currency } = await insertPayout(database, { status: "PROCESSING", attempts: 1 });
-  await database.db.insert(simulatedGatewayPayments).values({ idempotencyKey: id, payoutId: id, amount, currency });
+  await database.db.insert(simulatedGatewayPayments).values({ paymentKey: id, payoutId: id, amount, currency });
 
   const last = process({ id, redelivered: true });
   (await call(1)).answer("fail");

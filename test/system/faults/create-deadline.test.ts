@@ -9,7 +9,7 @@ import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { loadConfig } from "../../../src/config";
 import { connectPostgres, resultRows } from "../../../src/db/client";
-import { createAnswerBoundMs } from "../../../src/payouts/service";
+import { createAnswerBoundMs } from "../../../src/payouts/create";
 import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { eventually } from "../../kit/wait";

@@ -7,7 +7,7 @@ import { loadConfig } from "../../../src/config";
 import { connectPostgres, type Database } from "../../../src/db/client";
 import { idempotencyKeys, payouts } from "../../../src/db/schema";
 import { RETRY_WITH_KEY } from "../../../src/http/problem";
-import { createAnswerBoundMs } from "../../../src/payouts/service";
+import { createAnswerBoundMs } from "../../../src/payouts/create";
 import { testApi } from "../../kit/api";
 import { databaseUrl, testDatabase } from "../../kit/db";
 import { startTcpProxy, type TcpProxy } from "../../kit/proxy";

@@ -6,7 +6,7 @@ import type { Subprocess } from "bun";
 import { sql } from "drizzle-orm";
 import { loadConfig } from "../../../src/config";
 import { resultRows } from "../../../src/db/client";
-import { createAnswerBoundMs } from "../../../src/payouts/service";
+import { createAnswerBoundMs } from "../../../src/payouts/create";
 import { type Broker, openBroker } from "../../kit/broker";
 import { databaseUrl, resetDatabase, testDatabase } from "../../kit/db";
 import { freePort, spawnRole, stopEverything } from "../../kit/processes";

@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { loadConfig } from "../../../src/config";
 import { connectPostgres, resultRows } from "../../../src/db/client";
 import { RETRY_WITH_KEY } from "../../../src/http/problem";
-import { createAnswerBoundMs } from "../../../src/payouts/service";
+import { createAnswerBoundMs } from "../../../src/payouts/create";
 import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { startTcpProxy } from "../../kit/proxy";

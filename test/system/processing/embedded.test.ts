@@ -18,7 +18,7 @@ test("payouts left NEW and PROCESSING by a previous run are completed at start-u
   const claimedUnpaid = await insertPayout(database, { status: "PROCESSING", attempts: 1 });
   const paidUnanswered = await insertPayout(database, { status: "PROCESSING", attempts: 1 });
   await database.db.insert(simulatedGatewayPayments).values({
-    idempotencyKey: paidUnanswered.id,
+    paymentKey: paidUnanswered.id,
     payoutId: paidUnanswered.id,
     amount: paidUnanswered.amount,
     currency: paidUnanswered.currency,

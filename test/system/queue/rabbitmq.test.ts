@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import amqp from "amqplib";
 import { createLogger } from "../../../src/lib/log";
 import { retryDelays } from "../../../src/payouts/processing/retry-policy";
-import type { Delivery } from "../../../src/queue/port";
+import type { QueueMessage } from "../../../src/queue/port";
 import { rabbitConsumer } from "../../../src/queue/rabbitmq/consumer";
 import { rabbitPublisher } from "../../../src/queue/rabbitmq/publisher";
 import { declareTopology, QUEUE, retryQueue } from "../../../src/queue/rabbitmq/topology";
@@ -40,7 +40,7 @@ describe("the consumer's connection", () => {
     const { lines, log: captured } = capture();
     const consumer = rabbitConsumer({ log: captured }, { url: amqpUrl, ...options });
     onCleanup(() => consumer.close());
-    const handled: Delivery[] = [];
+    const handled: QueueMessage[] = [];
     await consumer.start(async (delivery) => {
       handled.push(delivery);
       return {};
@@ -113,7 +113,7 @@ describe("the consumer's connection", () => {
     const delay = 200;
     const consumer = rabbitConsumer({ log: log }, { url: amqpUrl, ...options, retryDelays: [delay] });
     onCleanup(() => consumer.close());
-    const seen: Delivery[] = [];
+    const seen: QueueMessage[] = [];
     await consumer.start(async (delivery) => {
       seen.push(delivery);
       if (seen.length === 1) throw new Error("the database is down");

@@ -6,7 +6,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { type Clock, systemClock } from "../../../src/lib/clock";
 import { createLogger } from "../../../src/lib/log";
 import { registry } from "../../../src/metrics";
-import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery";
+import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery/loop";
 import { testApi } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { createPayout, query } from "../../kit/fixtures";

@@ -4,7 +4,7 @@
 import { expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
-import { fanOut } from "../../../src/webhooks/delivery";
+import { fanOut } from "../../../src/webhooks/delivery/fanout";
 import { testApi } from "../../kit/api";
 import { createPayout, query } from "../../kit/fixtures";
 import { eventually } from "../../kit/wait";

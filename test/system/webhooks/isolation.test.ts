@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeEach, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { systemClock } from "../../../src/lib/clock";
-import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery";
+import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery/loop";
 import { testApi } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { createPayout, query } from "../../kit/fixtures";

@@ -1,7 +1,7 @@
 // CREATE_DEADLINE_MS: how long a create may take to commit, and the answer bound that follows.
 import { expect, test } from "bun:test";
 import { ConfigError, loadConfig } from "../../../src/config";
-import { createAnswerBoundMs } from "../../../src/payouts/service";
+import { createAnswerBoundMs } from "../../../src/payouts/create";
 
 test("CREATE_DEADLINE_MS defaults to 2000 and accepts 200 to 60000", () => {
   expect(loadConfig({}).createDeadlineMs).toBe(2000);

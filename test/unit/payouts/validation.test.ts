@@ -1,7 +1,7 @@
 // The payout rules as plain functions, without the app or a database: the body of a create, and a
 // list's query and cursor. test/contract/api/ holds the same rules as the api answers them.
 import { describe, expect, test } from "bun:test";
-import { decodeCursor, encodeCursor } from "../../../src/lib/kinds";
+import { decodeCursor, encodeCursor } from "../../../src/lib/lists";
 import { nextCursor, validateCreate, validateListQuery } from "../../../src/payouts/validation";
 
 describe("create", () => {

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { memoryQueue } from "../../../src/queue/memory";
-import type { Delivery, HandlerResult } from "../../../src/queue/port";
+import type { HandlerResult, QueueMessage } from "../../../src/queue/port";
 import { quiet as log } from "../../kit/log";
 import { eventually } from "../../kit/wait";
 
@@ -9,7 +9,7 @@ const id = (n: number) => `0193b6c2-5f1e-7c3a-9a51-${String(n).padStart(12, "0")
 test("messages published before the consumer starts wait for it, and are delivered once each", async () => {
   const { publisher, consumer } = memoryQueue({ log }, { concurrency: 10 });
   await publisher.publish([{ id: id(1) }, { id: id(2), resume: true }]);
-  const seen: Delivery[] = [];
+  const seen: QueueMessage[] = [];
   await consumer.start(async (delivery) => {
     seen.push(delivery);
     return {};
@@ -46,7 +46,7 @@ test("no more than `concurrency` messages are in flight at once", async () => {
 
 test("a handler that asks for a retry gets the message back after the delay, as a takeover", async () => {
   const { publisher, consumer } = memoryQueue({ log }, { concurrency: 1 });
-  const seen: Delivery[] = [];
+  const seen: QueueMessage[] = [];
   await consumer.start(async (delivery): Promise<HandlerResult> => {
     seen.push(delivery);
     return seen.length === 1 ? { retryAfterMs: 20 } : {};
@@ -63,7 +63,7 @@ test("a handler that asks for a retry gets the message back after the delay, as 
 
 test("a handler that throws gets its message back, marked redelivered", async () => {
   const { publisher, consumer } = memoryQueue({ log }, { concurrency: 1 });
-  const seen: Delivery[] = [];
+  const seen: QueueMessage[] = [];
   await consumer.start(async (delivery) => {
     seen.push(delivery);
     if (seen.length === 1) throw new Error("the database is down");

@@ -1,6 +1,7 @@
 // Which endpoint URLs are refused as written (no DNS here): the address rules of the webhooks.
 import { expect, test } from "bun:test";
-import { isPublicAddress, NON_PUBLIC, URL_MAX, urlProblem } from "../../../src/webhooks/addresses";
+import { URL_MAX } from "../../../src/db/schema";
+import { isPublicAddress, NON_PUBLIC, urlProblem } from "../../../src/webhooks/addresses";
 
 test.each([
   ["93.184.216.34", true],
