@@ -6,9 +6,11 @@
 // on top of this is what the bench's ratios measure.
 //
 // Environment: DATABASE_URL, AMQP_URL, PORT, FLOOR_QUEUE; DB_POOL_SIZE as the api reads it.
+
 import amqp from "amqplib";
 import postgres from "postgres";
 import { loadConfig } from "../src/config";
+import { isDatabaseUnavailable } from "../src/db/errors";
 import { batched } from "../src/lib/batched";
 
 type Body = { amount: string; currency: string; recipient_details: string; comment?: string };
@@ -36,7 +38,7 @@ const insert = batched(
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id) as Row);
   },
-  { maxSize: 200, maxInFlight: 2 },
+  { maxSize: 200, maxInFlight: 2, failsEveryInput: isDatabaseUnavailable },
 );
 
 const publish = (id: string) =>

@@ -7,9 +7,11 @@
 //
 // Environment: DATABASE_URL, AMQP_URL, FLOOR_QUEUE; DB_POOL_SIZE, WORKER_THREADS and
 // WORKER_CONCURRENCY as the worker reads them.
+
 import amqp, { type ConsumeMessage } from "amqplib";
 import postgres from "postgres";
 import { loadConfig } from "../src/config";
+import { isDatabaseUnavailable } from "../src/db/errors";
 import { batched } from "../src/lib/batched";
 
 type Claimed = { id: string; amount: string; currency: string };
@@ -20,7 +22,7 @@ const queue = process.env.FLOOR_QUEUE ?? "floor";
 const sql = postgres(config.databaseUrl as string, { max: config.dbPoolSize, onnotice: () => {} });
 
 // Each step batched as the worker's processor batches it (src/lib/batched.ts, same sizes).
-const steps = { maxSize: 500, maxInFlight: 2 };
+const steps = { maxSize: 500, maxInFlight: 2, failsEveryInput: isDatabaseUnavailable };
 
 const claim = batched(async (ids: string[]) => {
   const rows: Claimed[] = await sql`

@@ -1,5 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { isDatabaseUnavailable } from "../db/errors";
 import { AMOUNT_TYPE, PAYMENT_KEY_MAX, simulatedGatewayPayments } from "../db/schema";
 import { batched } from "../lib/batched";
 import { type Payment, type PayoutGateway, type PayRequest, TemporaryGatewayError } from "./port";
@@ -75,7 +76,7 @@ export function simulatedGateway({ db }: { db: Db }, options: SimulatedGatewayOp
       await recordMany.execute({ payments: JSON.stringify([...byKey.values()]) });
       return requests.map((request) => reference(request.paymentKey));
     },
-    { maxSize: 500, maxInFlight: 2 },
+    { maxSize: 500, maxInFlight: 2, failsEveryInput: isDatabaseUnavailable },
   );
 
   return {

@@ -1,10 +1,10 @@
-import { isDatabaseUnavailable } from "../db/errors";
-
 export type BatchOptions = {
   /** Largest batch one statement takes. */
   maxSize: number;
   /** Batches running at once; calls arriving meanwhile wait and form the next batch. */
   maxInFlight: number;
+  /** An error that would fail each input alone too (the database is out of reach): not retried one by one. */
+  failsEveryInput: (error: unknown) => boolean;
 };
 
 type Pending<I, O> = { input: I; resolve: (output: O) => void; reject: (error: unknown) => void };
@@ -33,7 +33,7 @@ export function batched<I, O>(run: (inputs: I[]) => Promise<O[]>, options: Batch
       }
       for (const [i, p] of batch.entries()) p.resolve(outputs[i] as O);
     } catch (error) {
-      if (batch.length === 1 || isDatabaseUnavailable(error)) for (const p of batch) p.reject(error);
+      if (batch.length === 1 || options.failsEveryInput(error)) for (const p of batch) p.reject(error);
       else await Promise.all(batch.map((p) => settle([p])));
     }
   };

@@ -1,5 +1,4 @@
 import { Kind, type SchemaOptions, type TUnsafe, Type, TypeRegistry } from "@sinclair/typebox";
-import { parseAmount } from "../payouts/amount";
 import { JsonNumber } from "./json-number";
 import { isUuid } from "./uuid";
 
@@ -9,8 +8,8 @@ import { isUuid } from "./uuid";
  * OpenAPI document shows; its rule enforces them, plus what JSON Schema cannot state. Those extra
  * rules, the only places where the server is stricter than its document, are:
  *
- * - Amount: a JSON number is judged by the digits written in the JSON text (at most two fraction
- *   digits, no exponent), not by the float it rounds to.
+ * - Amount (registered in src/payouts/amount.ts): a JSON number is judged by the digits written in
+ *   the JSON text (at most two fraction digits, no exponent), not by the float it rounds to.
  * - Text: no NUL character and no lone UTF-16 surrogate (PostgreSQL would refuse or alter them);
  *   TrimmedText is trimmed before its length is counted. Lengths count Unicode code points, as
  *   JSON Schema and PostgreSQL do (TypeBox's own maxLength counts UTF-16 units).
@@ -57,32 +56,6 @@ register("StringEnum", (schema, value) => {
 
 export const Enum = <T extends string>(values: readonly T[], options: SchemaOptions = {}): TUnsafe<T> =>
   Type.Unsafe<T>({ ...options, [Kind]: "StringEnum", type: "string", enum: [...values] });
-
-// --- Amount ---------------------------------------------------------------------------------
-
-register("Amount", (_, value) => {
-  const result = parseAmount(value);
-  return result.ok ? undefined : result.message;
-});
-
-/**
- * Money in: a JSON string or number, decoded to the canonical two-digit string that is stored.
- * The document states the string form exactly, and the number form's range.
- */
-export const Amount = (bounds: { min: string; max: string }, options: SchemaOptions = {}) =>
-  Type.Transform(
-    Type.Unsafe<string | JsonNumber>({
-      ...options,
-      [Kind]: "Amount",
-      anyOf: [
-        // At most 10 integer digits once leading zeros are dropped, at most 2 fraction digits, not zero.
-        { type: "string", pattern: "^(?!0*(?:\\.0{1,2})?$)0*\\d{1,10}(?:\\.\\d{1,2})?$" },
-        { type: "number", minimum: Number(bounds.min), maximum: Number(bounds.max) },
-      ],
-    }),
-  )
-    .Decode((value) => (parseAmount(value) as { value: string }).value)
-    .Encode((value): string | JsonNumber => value);
 
 // --- Text -----------------------------------------------------------------------------------
 

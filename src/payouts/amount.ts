@@ -1,4 +1,6 @@
+import { Kind, type SchemaOptions, Type } from "@sinclair/typebox";
 import { JsonNumber } from "../lib/json-number";
+import { register } from "../lib/kinds";
 
 // The bounds of a payout's amount (the contract's), in the decimal form clients write.
 export const AMOUNT_MIN = "0.01";
@@ -39,3 +41,28 @@ export function parseAmount(raw: unknown): AmountResult {
   const frac = (cents % 100n).toString().padStart(2, "0");
   return { ok: true, value: `${int}.${frac}` };
 }
+
+// The Amount kind of the request schemas (src/lib/kinds.ts registers the other kinds).
+register("Amount", (_, value) => {
+  const result = parseAmount(value);
+  return result.ok ? undefined : result.message;
+});
+
+/**
+ * Money in: a JSON string or number, decoded to the canonical two-digit string that is stored.
+ * The document states the string form exactly, and the number form's range.
+ */
+export const Amount = (bounds: { min: string; max: string }, options: SchemaOptions = {}) =>
+  Type.Transform(
+    Type.Unsafe<string | JsonNumber>({
+      ...options,
+      [Kind]: "Amount",
+      anyOf: [
+        // At most 10 integer digits once leading zeros are dropped, at most 2 fraction digits, not zero.
+        { type: "string", pattern: "^(?!0*(?:\\.0{1,2})?$)0*\\d{1,10}(?:\\.\\d{1,2})?$" },
+        { type: "number", minimum: Number(bounds.min), maximum: Number(bounds.max) },
+      ],
+    }),
+  )
+    .Decode((value) => (parseAmount(value) as { value: string }).value)
+    .Encode((value): string | JsonNumber => value);

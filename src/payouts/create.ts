@@ -207,7 +207,7 @@ export function payoutCreates(
       deadline(writeBatch(batch), Math.min(...batch.map(settleTime)) - clock.now(), noAnswerWithin).catch(
         timeRefusalNotStored,
       ),
-    { maxSize: 200, maxInFlight: 2 },
+    { maxSize: 200, maxInFlight: 2, failsEveryInput: isDatabaseUnavailable },
   );
 
   /**

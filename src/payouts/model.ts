@@ -1,8 +1,8 @@
 import { type Static, type StaticDecode, Type } from "@sinclair/typebox";
 import { COMMENT_MAX, CURRENCIES, IDEMPOTENCY_KEY_MAX, type PayoutRow, RECIPIENT_MAX, STATUSES } from "../db/schema";
-import { Amount, Enum, Explain, Text, Timestamp, TrimmedText } from "../lib/kinds";
+import { Enum, Explain, Text, Timestamp, TrimmedText } from "../lib/kinds";
 import { pageParams } from "../lib/lists";
-import { AMOUNT_MAX, AMOUNT_MIN } from "./amount";
+import { AMOUNT_MAX, AMOUNT_MIN, Amount } from "./amount";
 
 // The payout's vocabulary and limits, read by validation, the database schema and OpenAPI alike.
 export type Currency = (typeof CURRENCIES)[number];

@@ -1,7 +1,13 @@
 import type { Logger } from "../lib/log";
 import { workerInFlight } from "../metrics";
-import { HAND_BACK_AFTER_MS } from "../payouts/processing/retry-policy";
-import type { Consumer, HandlerResult, PayoutMessage, Publisher, QueueMessage } from "./port";
+import {
+  type Consumer,
+  HAND_BACK_AFTER_MS,
+  type HandlerResult,
+  type PayoutMessage,
+  type Publisher,
+  type QueueMessage,
+} from "./port";
 
 /**
  * The in-process queue of the embedded default (role `all` without AMQP_URL): the same contract

@@ -23,6 +23,9 @@ export type QueueMessage = PayoutMessage & {
 };
 
 /** What the handler decided: done (ack), or try again after a delay (retry queue, then ack). */
+/** A message whose handler threw, and whose retry could not be sent either, is handed back after this. */
+export const HAND_BACK_AFTER_MS = 1000;
+
 export type HandlerResult = { retryAfterMs?: number };
 
 export type Consumer = {

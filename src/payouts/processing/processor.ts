@@ -148,7 +148,7 @@ export function createProcessor(
         return row;
       });
     },
-    { maxSize: 500, maxInFlight: 2 },
+    { maxSize: 500, maxInFlight: 2, failsEveryInput: isDatabaseUnavailable },
   );
 
   const complete = batched(
@@ -159,7 +159,7 @@ export function createProcessor(
       const done = new Set(rows.map((row) => row.id));
       return claims.map((c) => done.has(c.id));
     },
-    { maxSize: 500, maxInFlight: 2 },
+    { maxSize: 500, maxInFlight: 2, failsEveryInput: isDatabaseUnavailable },
   );
 
   const callGateway = async (claimed: Claimed): Promise<Payment | TemporaryFailure> => {

@@ -1,4 +1,5 @@
 import { TemporaryGatewayError } from "../../gateway/port";
+import { retryDelayMs } from "../../lib/backoff";
 
 /**
  * When a payout is tried again and when it is given up: every rule of it in one place, read by the
@@ -12,23 +13,14 @@ export type RetryPolicy = { maxAttempts: number; retryBaseDelayMs: number; taskT
 // years: uncapped, a MAX_ATTEMPTS of a few dozen would fail the topology on every connect.
 const MAX_RETRY_DELAY_MS = 3_600_000;
 
-/** A message whose handler threw, and whose retry could not be sent either, is handed back after this. */
-export const HAND_BACK_AFTER_MS = 1000;
-
-/** Delay before attempt `attempt + 1`: base, 2 x base, 4 x base, ..., at most an hour (or `maxMs`). */
-export const retryDelayMs = (baseMs: number, attempt: number, maxMs = MAX_RETRY_DELAY_MS) =>
-  Math.min(baseMs * 2 ** (attempt - 1), maxMs);
-
 /**
  * Every retry delay a payout can wait, for the broker's retry queues; never empty, since a message
  * whose handler failed waits out the first delay too, even with MAX_ATTEMPTS=1.
  */
 export const retryDelays = (policy: RetryPolicy) =>
-  Array.from({ length: Math.max(1, policy.maxAttempts - 1) }, (_, i) => retryDelayMs(policy.retryBaseDelayMs, i + 1));
-
-/** The retry delay closest to `wanted` among those that exist as queues. */
-export const nearestDelay = (delays: number[], wanted: number): number =>
-  delays.reduce((best, d) => (Math.abs(d - wanted) < Math.abs(best - wanted) ? d : best), delays[0] ?? wanted);
+  Array.from({ length: Math.max(1, policy.maxAttempts - 1) }, (_, i) =>
+    retryDelayMs(policy.retryBaseDelayMs, i + 1, MAX_RETRY_DELAY_MS),
+  );
 
 /**
  * How long a PROCESSING payout may go without a claim or a publish before the relay counts its
@@ -41,7 +33,7 @@ export const stuckAfterMs = (policy: RetryPolicy) =>
 
 /** The delay before the attempt after `attempt`, or undefined when that was the last one. */
 export const nextAttemptAfterMs = (policy: RetryPolicy, attempt: number): number | undefined =>
-  attempt < policy.maxAttempts ? retryDelayMs(policy.retryBaseDelayMs, attempt) : undefined;
+  attempt < policy.maxAttempts ? retryDelayMs(policy.retryBaseDelayMs, attempt, MAX_RETRY_DELAY_MS) : undefined;
 
 /** A gateway call that may succeed if tried again. */
 export type TemporaryFailure = { temporary: true; reason: string };

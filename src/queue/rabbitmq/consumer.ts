@@ -1,9 +1,9 @@
 import type { ConsumeMessage } from "amqplib";
+import { nearestDelay } from "../../lib/backoff";
 import type { Logger } from "../../lib/log";
 import { deadline } from "../../lib/timers";
 import { workerInFlight } from "../../metrics";
-import { HAND_BACK_AFTER_MS, nearestDelay } from "../../payouts/processing/retry-policy";
-import type { Consumer, HandlerResult, PayoutMessage, QueueMessage } from "../port";
+import { type Consumer, HAND_BACK_AFTER_MS, type HandlerResult, type PayoutMessage, type QueueMessage } from "../port";
 import { type Link, RabbitConnection } from "./connection";
 import { send } from "./publisher";
 import { declareTopology, QUEUE, retryQueue } from "./topology";

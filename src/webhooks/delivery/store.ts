@@ -1,8 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../../db/client";
+import { isDatabaseUnavailable } from "../../db/errors";
 import type { PayoutEventRow } from "../../db/schema";
+import { retryDelayMs } from "../../lib/backoff";
 import { batched } from "../../lib/batched";
-import { retryDelayMs } from "../../payouts/processing/retry-policy";
 import type { Outcome } from "./send";
 
 /** Retries wait longer and longer, but never more than this. */
@@ -142,7 +143,7 @@ export function deliveryStore({ db }: { db: Db }, options: StoreOptions) {
       const done = new Set(rows.map((r) => r.id));
       return outcomes.map((o) => done.has(o.claimed.delivery_id));
     },
-    { maxSize: 200, maxInFlight: 2 },
+    { maxSize: 200, maxInFlight: 2, failsEveryInput: isDatabaseUnavailable },
   );
 
   /**

@@ -1,9 +1,10 @@
 import { expect, test } from "bun:test";
-import { retryDelayMs, retryDelays } from "../../../src/payouts/processing/retry-policy";
+import { retryDelayMs } from "../../../src/lib/backoff";
+import { retryDelays } from "../../../src/payouts/processing/retry-policy";
 
 test("the delay before attempt n + 1 doubles from RETRY_BASE_DELAY_MS", () => {
-  expect([1, 2, 3, 4].map((attempt) => retryDelayMs(1000, attempt))).toEqual([1000, 2000, 4000, 8000]);
-  expect(retryDelayMs(100, 1)).toBe(100);
+  expect([1, 2, 3, 4].map((attempt) => retryDelayMs(1000, attempt, 3_600_000))).toEqual([1000, 2000, 4000, 8000]);
+  expect(retryDelayMs(100, 1, 3_600_000)).toBe(100);
 });
 
 test("there is one delay per retry: MAX_ATTEMPTS - 1 of them, and at least one", () => {
