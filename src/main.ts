@@ -13,7 +13,7 @@ import { workerRole } from "./roles/worker";
 /** `--role=api` or `--role api`; `all` when absent. */
 const isRoleFlag = (arg: string) => arg === "--role" || arg.startsWith("--role=");
 
-export function parseRole(argv: string[]): Role {
+function parseRole(argv: string[]): Role {
   const index = argv.findIndex(isRoleFlag);
   if (index === -1) return "all";
   const arg = argv[index] as string;

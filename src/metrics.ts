@@ -47,7 +47,7 @@ export const workerInFlight = registry.gauge(
   "worker_in_flight",
   "Payout messages being processed now (at most WORKER_CONCURRENCY per thread)",
 );
-export const processResidentMemory = registry.gauge(
+const processResidentMemory = registry.gauge(
   "process_resident_memory_bytes",
   "Resident memory of this process, all threads included, when scraped",
 );

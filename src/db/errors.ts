@@ -66,7 +66,7 @@ export function neverReachedDatabase(error: unknown): boolean {
 }
 
 /** A create that reached its commit at or after its deadline, rolled back (src/db/sql/create-deadline.sql). */
-export const CREATE_DEADLINE_PASSED = "PD001";
+const CREATE_DEADLINE_PASSED = "PD001";
 const LOCK_NOT_AVAILABLE = "55P03";
 
 /**

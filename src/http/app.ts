@@ -11,7 +11,7 @@ import { swaggerUi } from "./swagger-ui";
 /** A feature's HTTP part: its routes (one Elysia instance) and what it adds to the document. */
 export type Feature = { routes: AnyElysia; docs: FeatureDocs };
 
-export type AppDeps = {
+type AppDeps = {
   /** For /health/ready: the database answers and holds this build's schema. */
   database: Database;
   log: Logger;
@@ -32,7 +32,7 @@ const methodRank = (method: string) => {
  * path with another method is a 405, not a 404. Read from the routes themselves, so that no route
  * can be left out. The trailing slash is optional, as it is for the router.
  */
-export function allowedMethods(routes: readonly { method: string; path: string }[]): [RegExp, string][] {
+function allowedMethods(routes: readonly { method: string; path: string }[]): [RegExp, string][] {
   const byPattern = new Map<string, Set<string>>();
   for (const { method, path } of routes) {
     const pattern = path

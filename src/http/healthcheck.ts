@@ -15,7 +15,7 @@ export function containerArgs(cmdline = "/proc/1/cmdline"): string[] {
 }
 
 /** PID 1 and its children: the role's process, whether it is PID 1 or an init's child. */
-export function containerProcesses(): number[] {
+function containerProcesses(): number[] {
   try {
     const children = readFileSync("/proc/1/task/1/children", "utf8").trim();
     return [1, ...children.split(/\s+/).filter(Boolean).map(Number)];
@@ -29,7 +29,7 @@ export function containerProcesses(): number[] {
  * the listening sockets of the kernel's tables (/proc/<pid>/net/tcp and tcp6). Read-only, so it
  * needs no writable path; a process it may not inspect (another user's) adds nothing.
  */
-export function listeningPorts(pids: number[]): number[] {
+function listeningPorts(pids: number[]): number[] {
   const ports = new Set<number>();
   for (const pid of pids) {
     let inodes: Set<string>;

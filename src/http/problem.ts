@@ -21,7 +21,7 @@ const OUTCOME_SETTLES_S = 5;
 export const RETRY_WITH_KEY =
   "retry with the same Idempotency-Key: it returns the payout if an attempt with this key created it, or creates it once. Do not send the request with another key or without one.";
 
-export const PROBLEM_TYPE = "application/problem+json";
+const PROBLEM_TYPE = "application/problem+json";
 
 /**
  * Every `code` a problem+json body of this service can carry, with its status and title: the one

@@ -3,11 +3,11 @@ import type { Logger } from "../lib/log";
 import { isUuid } from "../lib/uuid";
 import { httpRequestDuration } from "../metrics";
 
-export const REQUEST_ID_HEADER = "x-request-id";
+const REQUEST_ID_HEADER = "x-request-id";
 const REQUEST_ID = /^[\x21-\x7E]{1,128}$/;
 
 /** The client's X-Request-Id when it is 1 to 128 visible ASCII characters, else a new UUID. */
-export function requestId(headers: Headers): string {
+function requestId(headers: Headers): string {
   const given = headers.get(REQUEST_ID_HEADER);
   return given !== null && REQUEST_ID.test(given) ? given : crypto.randomUUID();
 }

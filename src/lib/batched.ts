@@ -1,4 +1,4 @@
-export type BatchOptions = {
+type BatchOptions = {
   /** Largest batch one statement takes. */
   maxSize: number;
   /** Batches running at once; calls arriving meanwhile wait and form the next batch. */

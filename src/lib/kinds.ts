@@ -30,7 +30,7 @@ type Rule = (schema: Record<string | symbol, unknown>, value: unknown) => string
 
 /** A schema's own wording for a refused value, where the kind's generic message says too little. */
 export const Explain = Symbol("explain");
-export type Explanation = (value: unknown) => string | undefined;
+type Explanation = (value: unknown) => string | undefined;
 
 const rules = new Map<string, Rule>();
 

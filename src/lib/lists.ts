@@ -10,7 +10,7 @@ import { decode, isPlainObject, refusals, type Validated } from "./validate";
  * parameters of its list's first page. This is that machinery, the same for every feature.
  */
 
-export const PAGE_LIMIT_DEFAULT = 50;
+const PAGE_LIMIT_DEFAULT = 50;
 export const PAGE_LIMIT_MAX = 200;
 
 // --- Cursor ---------------------------------------------------------------------------------
@@ -18,7 +18,7 @@ export const PAGE_LIMIT_MAX = 200;
 /** Where a page ended: the (created_at, id) of its last row. */
 export type Position = { createdAt: Date; id: string };
 /** A cursor: where its page ended, and the query parameters of its list's first page. */
-export type CursorToken = { position: Position; list: Record<string, string> };
+type CursorToken = { position: Position; list: Record<string, string> };
 
 export const encodeCursor = (position: Position, list: Record<string, string | undefined>): string =>
   Buffer.from(JSON.stringify({ at: position.createdAt.toISOString(), id: position.id, list })).toString("base64url");
@@ -45,7 +45,7 @@ register("Cursor", (_, value) =>
   typeof value === "string" && decodeCursor(value) ? undefined : "is not a cursor this service issued",
 );
 
-export const Cursor = (options: SchemaOptions = {}) =>
+const Cursor = (options: SchemaOptions = {}) =>
   Type.Transform(Type.Unsafe<string>({ ...options, [Kind]: "Cursor", type: "string" }))
     .Decode((value) => decodeCursor(value) as CursorToken)
     .Encode((token) => encodeCursor(token.position, token.list));

@@ -26,7 +26,7 @@ function errorFields(value: unknown): unknown {
 }
 
 /** Where finished lines go: warn and error to stderr, the rest to stdout. Tests pass their own. */
-export type LogSink = (line: string, level: LogLevel) => void;
+type LogSink = (line: string, level: LogLevel) => void;
 
 const stdio: LogSink = (line, level) =>
   (level === "error" || level === "warn" ? process.stderr : process.stdout).write(line);

@@ -61,7 +61,7 @@ abstract class Metric<V> {
   }
 }
 
-export class Counter extends Metric<number> {
+class Counter extends Metric<number> {
   readonly type = "counter";
   protected zero() {
     return 0;
@@ -96,7 +96,7 @@ export class Counter extends Metric<number> {
  * A value that goes up and down. Values absorbed from other threads are kept per source and added
  * to this thread's own; `forget` drops a source that is gone (a thread that exited holds nothing).
  */
-export class Gauge extends Metric<number> {
+class Gauge extends Metric<number> {
   readonly type = "gauge";
   protected zero() {
     return 0;
@@ -146,7 +146,7 @@ export class Gauge extends Metric<number> {
   }
 }
 
-export class Histogram extends Metric<HistogramValue> {
+class Histogram extends Metric<HistogramValue> {
   readonly type = "histogram";
 
   constructor(

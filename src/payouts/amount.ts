@@ -16,7 +16,7 @@ const toCents = (decimal: string): bigint => {
 const MIN_CENTS = toCents(AMOUNT_MIN);
 const MAX_CENTS = toCents(AMOUNT_MAX);
 
-export type AmountResult = { ok: true; value: string } | { ok: false; message: string };
+type AmountResult = { ok: true; value: string } | { ok: false; message: string };
 
 /**
  * Money in: a JSON string or number written as a plain decimal with at most two fraction digits,

@@ -8,7 +8,7 @@ import { AMOUNT_MAX, AMOUNT_MIN, Amount } from "./amount";
 export type Currency = (typeof CURRENCIES)[number];
 export type Status = (typeof STATUSES)[number];
 
-export { AMOUNT_MAX, AMOUNT_MIN, CURRENCIES, IDEMPOTENCY_KEY_MAX, STATUSES };
+export { CURRENCIES, IDEMPOTENCY_KEY_MAX, STATUSES };
 
 const example = {
   id: "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10",

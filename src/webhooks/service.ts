@@ -22,7 +22,7 @@ export type WebhookSettings = {
   secretOverlapMs: number;
 };
 
-export function toEndpoint(row: WebhookEndpointRow): WebhookEndpoint {
+function toEndpoint(row: WebhookEndpointRow): WebhookEndpoint {
   return {
     id: row.id,
     url: row.url,
@@ -35,7 +35,7 @@ export function toEndpoint(row: WebhookEndpointRow): WebhookEndpoint {
   };
 }
 
-export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
+function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
   return {
     id: row.id,
     event_id: row.eventId,
@@ -49,7 +49,7 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
   };
 }
 
-export const DISABLED_BY_CLIENT = "disabled by a client";
+const DISABLED_BY_CLIENT = "disabled by a client";
 
 /** Webhook endpoints and their deliveries as clients manage them. Delivering is delivery.ts's. */
 export function webhookService({ db }: { db: Db }, settings: WebhookSettings) {

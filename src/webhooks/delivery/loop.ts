@@ -185,4 +185,3 @@ export function startDeliveries(
   };
 }
 
-export type Deliveries = ReturnType<typeof startDeliveries>;
