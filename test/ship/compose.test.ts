@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { loadConfig } from "../../src/config";
-import { createAndAwaitCompleted, eventually } from "../helpers";
+import { createAndAwaitCompleted } from "../kit/processes";
+import { eventually } from "../kit/wait";
 
 const root = join(import.meta.dir, "..", "..");
 const read = (name: string) => readFileSync(join(root, name), "utf8");

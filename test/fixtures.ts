@@ -1,4 +1,0 @@
-// Temporary shim for branches written before test/kit/ (issue 18): the coordinator removes it after the merge.
-
-export { scratchDatabase } from "./kit/db";
-export * from "./kit/fixtures";
