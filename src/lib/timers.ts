@@ -23,6 +23,8 @@ export function deadline<T>(
 export type Loop = {
   /** Cancels the next pass; resolves once the pass in flight, if any, has ended. */
   stop(): Promise<void>;
+  /** Runs the next pass now, or right after the one in flight: work turned up before its time. */
+  wake(): void;
 };
 
 type EveryOptions = {
@@ -35,30 +37,38 @@ type EveryOptions = {
 };
 
 /**
- * The one background loop: runs `pass`, then again `ms` after it ended. Passes never overlap, and a
- * slow pass delays the next one instead of piling passes up. A pass that throws is logged and the
- * loop goes on. `pass` is given a signal that aborts when stop() is called, so that a pass made of
- * several steps (batch after batch) ends after the step in flight rather than running on.
+ * The one background loop: runs `pass`, then again `ms` after it ended (or after the ms the pass
+ * returns, when it knows better: more work is waiting). Passes never overlap, and a slow pass
+ * delays the next one instead of piling passes up. A pass that throws is logged and the loop goes
+ * on. `pass` is given a signal that aborts when stop() is called, so that a pass made of several
+ * steps (batch after batch) ends after the step in flight rather than running on.
  */
 export function every(
   ms: number,
-  pass: (stopping: AbortSignal) => Promise<unknown>,
+  pass: (stopping: AbortSignal) => Promise<number | undefined | void>,
   { name, log, firstAfterMs = 0 }: EveryOptions,
 ): Loop {
   const stopping = new AbortController();
   let timer: Timer | undefined;
   let inFlight: Promise<void> = Promise.resolve();
+  let running = false;
+  let woken = false;
 
   const run = async () => {
+    running = true;
+    woken = false;
+    let next: number | undefined | void;
     try {
-      await pass(stopping.signal);
+      next = await pass(stopping.signal);
     } catch (err) {
       log?.warn(`${name} failed; will try again`, { err });
     }
-    if (!stopping.signal.aborted) schedule(ms);
+    running = false;
+    if (!stopping.signal.aborted) schedule(woken ? 0 : (next ?? ms));
   };
   const schedule = (after: number) => {
     timer = setTimeout(() => {
+      timer = undefined;
       inFlight = run();
     }, after);
   };
@@ -69,6 +79,14 @@ export function every(
       stopping.abort();
       clearTimeout(timer);
       await inFlight;
+    },
+    wake() {
+      if (stopping.signal.aborted) return;
+      if (running) woken = true;
+      else if (timer !== undefined) {
+        clearTimeout(timer);
+        schedule(0);
+      }
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Db } from "../../db/client";
 import { toEvent } from "../../events/service";
 import type { Clock } from "../../lib/clock";
 import type { Logger } from "../../lib/log";
+import { every } from "../../lib/timers";
 import { webhookAttemptDuration, webhookAttempts, webhookDeliveriesPending, webhookFanoutPending } from "../../metrics";
 import { FANOUT_DELIVERIES, fanOut } from "./fanout";
 import { send } from "./send";
@@ -52,8 +53,6 @@ export function startDeliveries(
   const inFlight = new Set<Promise<void>>();
   /** Attempts in flight in this process, by endpoint: the claim gives each at most perEndpoint. */
   const inFlightTo = new Map<string, number>();
-  let stopped = false;
-  let timer: Timer | undefined;
   let lastGauge = 0;
   const store = deliveryStore({ db }, options);
 
@@ -103,26 +102,12 @@ export function startDeliveries(
   // or half of an endpoint's (a fast receiver's backlog goes out at its own pace, not a slotful per
   // poll interval); while payouts are in flight, only at the busy pace.
   let moreDue = false;
-  // An attempt that ends while a pass runs asks for the pass after it to come at once.
-  let soon = false;
+  // An attempt that ends while a pass runs asks for the pass after it to come at once (wake).
   const claimSoon = (endpointId?: string) => {
-    if (stopped || !moreDue || busy()) return;
+    if (!moreDue || busy()) return;
     const endpointHalfFree = endpointId !== undefined && (inFlightTo.get(endpointId) ?? 0) <= options.perEndpoint / 2;
     if (inFlight.size > options.concurrency / 2 && !endpointHalfFree) return;
-    if (timer === undefined) {
-      soon = true;
-      return;
-    }
-    clearTimeout(timer);
-    timer = setTimeout(tick, 0);
-  };
-
-  // The pass running now, if any: stop() waits for it, so that no attempt it claims starts unseen.
-  let ticking: Promise<void> | undefined;
-  const tick = () => {
-    ticking = pass().finally(() => {
-      ticking = undefined;
-    });
+    loop.wake();
   };
 
   const start = (claimed: Claimed) => {
@@ -138,9 +123,8 @@ export function startDeliveries(
     inFlight.add(running);
   };
 
-  const pass = async () => {
-    timer = undefined;
-    if (stopped) return;
+  /** One pass: a fan-out step, then a claim; returns when the next pass is due. */
+  const pass = async (): Promise<number> => {
     const yielding = busy();
     const step = Math.ceil((options.busyRate * BUSY_STEP_MS) / 1000);
     // Events first become deliveries, then due deliveries are claimed: one bounded step of each per
@@ -165,21 +149,15 @@ export function startDeliveries(
     } catch (err) {
       log.warn("could not claim webhook deliveries; trying again", { err });
     }
-    if (!stopped) {
-      const again = fanOutBehind || soon;
-      soon = false;
-      const next = again || (yielding && moreDue) ? (yielding ? BUSY_STEP_MS : 0) : options.pollIntervalMs;
-      timer = setTimeout(tick, next);
-    }
+    return fanOutBehind || (yielding && moreDue) ? (yielding ? BUSY_STEP_MS : 0) : options.pollIntervalMs;
   };
 
-  timer = setTimeout(tick, 0);
+  // stop() waits for the pass in flight, so that no attempt it claims starts unseen.
+  const loop = every(options.pollIntervalMs, pass, { name: "webhook delivery pass", log });
   return {
     /** Stops claiming and waits for the attempts in flight (each bounded by WEBHOOK_TIMEOUT_MS). */
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await ticking;
+      await loop.stop();
       await Promise.allSettled([...inFlight]);
     },
   };

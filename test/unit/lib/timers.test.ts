@@ -122,7 +122,13 @@ test("stop() aborts the pass's signal and resolves only after the pass in flight
 
 test("stop() between passes cancels the next one and resolves at once", async () => {
   const first = counter(1);
-  const loop = every(60_000, async () => first.count(), { name: "test loop" });
+  const loop = every(
+    60_000,
+    async () => {
+      first.count();
+    },
+    { name: "test loop" },
+  );
   await first.reached;
   // The next pass is a minute away: stop() does not wait for it, and clears its timer.
   await loop.stop();
@@ -156,4 +162,43 @@ test("the first pass waits firstAfterMs when told to", async () => {
   const loop = every(0, async () => first.resolve(performance.now() - started), { name: "probe", firstAfterMs: 30 });
   expect(await first.promise).toBeGreaterThanOrEqual(25);
   await loop.stop();
+});
+
+test("a pass that returns a delay sets when the next pass comes, instead of the loop's interval", async () => {
+  const passes = counter(3);
+  // An interval of a minute: only the returned 0 brings the second and third passes now.
+  const loop = every(60_000, async () => (passes.count() < 3 ? 0 : undefined), { name: "test loop" });
+  await passes.reached;
+  await loop.stop();
+  expect(pending.size).toBe(0);
+});
+
+test("wake() runs the next pass now between passes, and right after the pass in flight during one", async () => {
+  const firstDone = deferred();
+  const inSecond = deferred();
+  const releaseSecond = deferred();
+  const third = counter(3);
+  const loop = every(
+    60_000,
+    async () => {
+      const n = third.count();
+      if (n === 1) queueMicrotask(() => firstDone.resolve());
+      if (n === 2) {
+        inSecond.resolve();
+        await releaseSecond.promise;
+      }
+    },
+    { name: "test loop" },
+  );
+  // Between passes: the next is a minute away until woken.
+  await firstDone.promise;
+  await Promise.resolve();
+  loop.wake();
+  await inSecond.promise;
+  // During a pass: the one after it comes at once when this one ends.
+  loop.wake();
+  releaseSecond.resolve();
+  await third.reached;
+  await loop.stop();
+  expect(pending.size).toBe(0);
 });
