@@ -45,7 +45,8 @@ type EveryOptions = {
  */
 export function every(
   ms: number,
-  pass: (stopping: AbortSignal) => Promise<number | undefined | void>,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a pass with nothing to say is a plain async function
+  pass: (stopping: AbortSignal) => Promise<number | void>,
   { name, log, firstAfterMs = 0 }: EveryOptions,
 ): Loop {
   const stopping = new AbortController();
@@ -57,9 +58,9 @@ export function every(
   const run = async () => {
     running = true;
     woken = false;
-    let next: number | undefined | void;
+    let next: number | undefined;
     try {
-      next = await pass(stopping.signal);
+      next = (await pass(stopping.signal)) ?? undefined;
     } catch (err) {
       log?.warn(`${name} failed; will try again`, { err });
     }
