@@ -36,6 +36,7 @@ export type Config = {
   webhookEndpointConcurrency: number;
   webhookSecretOverlapMs: number;
   webhookAllowPrivateNetworks: boolean;
+  apiKeyCacheTtlMs: number;
 };
 
 /** A wrong setting: the message names the variable, and the program stops. */
@@ -139,5 +140,8 @@ export function loadConfig(env: Env = process.env): Config {
     webhookEndpointConcurrency: integer(env, "WEBHOOK_ENDPOINT_CONCURRENCY", 8, 1, 32),
     webhookSecretOverlapMs: integer(env, "WEBHOOK_SECRET_OVERLAP_MS", 86_400_000, 0, 31 * 86_400_000),
     webhookAllowPrivateNetworks: boolean(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
+    // How long an api trusts a verified key without reading it again: the bound within which a
+    // revocation or expiry reaches every replica. At most 10 s: the contract says a few seconds.
+    apiKeyCacheTtlMs: integer(env, "API_KEY_CACHE_TTL_MS", 2000, 0, 10_000),
   };
 }

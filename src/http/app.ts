@@ -11,6 +11,17 @@ import { swaggerUi } from "./swagger-ui";
 /** A feature's HTTP part: its routes (one Elysia instance) and what it adds to the document. */
 export type Feature = { routes: AnyElysia; docs: FeatureDocs };
 
+/**
+ * Access control in front of every route (the roles pass the keys feature's bearer plugin): its
+ * plugin answers in onRequest, before routing, body parsing and validation; `answered` logs and
+ * tags each refusal as for any early answer. `scopeOf` is the scope a request needs (undefined: an
+ * open path, or one no route answers), which the document states for each operation it guards.
+ */
+export type Guard = {
+  plugin: (answered: (request: Request, response: Response) => void) => AnyElysia;
+  scopeOf: (method: string, path: string) => string | undefined;
+};
+
 type AppDeps = {
   /** For /health/ready: the database answers and holds this build's schema. */
   database: Database;
@@ -19,6 +30,8 @@ type AppDeps = {
   brokerConnected: () => boolean;
   /** The features served, in the order the document lists them. */
   features: Feature[];
+  /** Without one, every route is open (tests of the edge alone). */
+  guard?: Guard;
 };
 
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -60,7 +73,7 @@ function notFoundOrNotAllowed(request: Request, allowTable: [RegExp, string][]):
 }
 
 /** The api's app: the edge (request log, problems, document, health, metrics), then the features. */
-export function createApp({ database, log, brokerConnected, features }: AppDeps) {
+export function createApp({ database, log, brokerConnected, features, guard }: AppDeps) {
   // /swagger/?format=openapi answers with the document that /swagger/json serves.
   let handle = (_: Request): Promise<Response> => Promise.reject(new Error("app not built"));
   let allowTable: [RegExp, string][] = [];
@@ -105,8 +118,13 @@ export function createApp({ database, log, brokerConnected, features }: AppDeps)
       const response = answer();
       requests.answered(request, route, params, response, set);
       return response;
-    })
-    .use(openapiDocs([...features.map((feature) => feature.docs), healthDocs]))
+    });
+  // After the Host check (whose re-handled request passes here once), before every route.
+  if (guard) {
+    app.use(guard.plugin((request, response) => requests.answered(request, "", undefined, response, { headers: {} })));
+  }
+  app
+    .use(openapiDocs([...features.map((feature) => feature.docs), healthDocs], guard?.scopeOf))
     .use(swaggerUi((request) => handle(request)))
     .use(healthRoutes({ database, brokerConnected }))
     // Prometheus text format; in role `all` it includes the in-process worker's metrics.

@@ -210,13 +210,52 @@ export const QUERY_PARAMETERS = "x-query-parameters";
 
 const METHODS = ["get", "put", "post", "patch", "delete", "options", "trace"] as const;
 
+/** The scope a request needs, as the guard in front of the routes decides it; undefined: open. */
+type ScopeOf = (method: string, path: string) => string | undefined;
+
+/**
+ * An operation behind the guard: the bearer scheme, the scope stated twice (in its description
+ * for readers, in x-scopes for tools), and the guard's own answers, 401 and 403 naming that scope.
+ */
+function guarded(operation: Operation, scope: string) {
+  operation.security = [{ bearer: [] }];
+  operation["x-scopes"] = [scope];
+  operation.description = [operation.description, `Needs the scope ${scope}.`].filter(Boolean).join(" ");
+  const { 401: unauthorized, 403: forbidden } = responses({}, [401, 403]) as Operation["responses"];
+  operation.responses = {
+    ...operation.responses,
+    401: unauthorized as object,
+    403: {
+      ...forbidden,
+      content: problemContent({
+        missing_scope: {
+          summary: "Missing scope",
+          value: problemExample("missing_scope", `the API key lacks the scope ${scope}: this request needs it`, {
+            scope,
+          }),
+        },
+      }),
+    },
+  };
+}
+
+// A path of the document with a value in each {parameter}: what the guard is asked about.
+const concretePath = (path: string) => path.replace(/\{[^}]+\}/g, "0");
+
 /**
  * What holds for every operation, written once: each response carries X-Request-Id, each request
  * may send one, and each method a path does not take is a 405 naming the ones it does (the server
- * derives its Allow header from the same routes the document is generated from).
+ * derives its Allow header from the same routes the document is generated from). With `scopeOf`,
+ * each operation it guards (also a 405: the guard answers before the router) says so (guarded).
  */
-function completeDocument(generated: Record<string, unknown>) {
-  const doc = structuredClone(generated) as { paths: Record<string, Record<string, Operation>> };
+function completeDocument(generated: Record<string, unknown>, scopeOf?: ScopeOf) {
+  const doc = structuredClone(generated) as {
+    paths: Record<string, Record<string, Operation>>;
+    webhooks?: Record<string, Record<string, Operation>>;
+  };
+  // The requests this service sends carry no key of the receiver's: their signature proves them.
+  if (scopeOf)
+    for (const item of Object.values(doc.webhooks ?? {})) for (const op of Object.values(item)) op.security = [];
   for (const [path, item] of Object.entries(doc.paths)) {
     const allowed = METHODS.filter((method) => item[method]);
     const allow = allowed.map((method) => method.toUpperCase()).join(", ");
@@ -253,6 +292,10 @@ function completeDocument(generated: Record<string, unknown>) {
     }
     for (const method of METHODS) {
       const operation = item[method] as Operation;
+      const scope = scopeOf?.(method.toUpperCase(), concretePath(path));
+      if (scope) guarded(operation, scope);
+      // Open on purpose, and said so: a probe or the document itself needs no key.
+      else if (scopeOf) operation.security = [];
       const query = (operation[QUERY_PARAMETERS] ?? []) as object[];
       delete operation[QUERY_PARAMETERS];
       operation.parameters = [
@@ -293,14 +336,14 @@ const completed = new WeakMap<object, object>();
  * The document, served at /swagger/json, of the routes of the app that uses this plugin: the
  * features' parts in the order given (their tags, component schemas, webhooks and problem fields).
  */
-export function openapiDocs(features: FeatureDocs[]) {
+export function openapiDocs(features: FeatureDocs[], scopeOf?: ScopeOf) {
   const problemFields = Object.assign({}, ...features.map((f) => f.problemFields ?? {}));
   return new Elysia({ name: "openapi" })
     .onAfterHandle(({ path, responseValue }) => {
       if (!/^\/swagger\/json\/?$/.test(path) || typeof responseValue !== "object" || responseValue === null) return;
       let doc = completed.get(responseValue);
       if (!doc) {
-        doc = completeDocument(responseValue as Record<string, unknown>);
+        doc = completeDocument(responseValue as Record<string, unknown>, scopeOf);
         completed.set(responseValue, doc);
       }
       return doc;
@@ -322,11 +365,17 @@ export function openapiDocs(features: FeatureDocs[]) {
           },
           // Relative: the service that serves this document, wherever it is deployed.
           servers: [{ url: "/", description: "this service" }],
-          // No authentication by design: the api runs behind one (an API gateway, mTLS, oauth2-proxy).
-          security: [],
           tags: features.flatMap((f) => f.tags),
           webhooks: Object.assign({}, ...features.map((f) => f.webhooks ?? {})),
           components: {
+            // The scheme of every operation the guard covers (guarded); none without a guard.
+            ...(scopeOf
+              ? {
+                  securitySchemes: {
+                    bearer: { type: "http", scheme: "bearer", description: "An API key: Authorization: Bearer <key>." },
+                  },
+                }
+              : {}),
             headers: {
               "X-Request-Id": {
                 required: true,

@@ -15,7 +15,7 @@ const READS = new Set(["GET", "HEAD"]);
  * is optional, as it is for the router. A method a path does not take still needs the path's
  * scope for writing: it learns that it is a 405 only once it may write there.
  */
-export const ROUTE_SCOPES: readonly [RegExp, (method: string) => Scope][] = [
+const ROUTE_SCOPES: readonly [RegExp, (method: string) => Scope][] = [
   [/^\/api\/payouts\/[^/]+\/events\/?$/, () => "events:read"],
   [/^\/api\/payouts(?:\/[^/]+)?\/?$/, (method) => (READS.has(method) ? "payouts:read" : "payouts:write")],
   [/^\/api\/events\/?$/, () => "events:read"],

@@ -10,7 +10,7 @@ import { BOOTSTRAP, SCOPES } from "./model";
 import { keyService } from "./service";
 import { validateCreateKey } from "./validation";
 
-export const KEYS_USAGE = `usage: --role=keys create --name NAME --scopes SCOPE[,SCOPE...] [--expires-at RFC3339]
+const KEYS_USAGE = `usage: --role=keys create --name NAME --scopes SCOPE[,SCOPE...] [--expires-at RFC3339]
        --role=keys list
        --role=keys revoke ID
 scopes: ${SCOPES.join(", ")}`;

@@ -8,11 +8,11 @@ export type Scope = (typeof SCOPES)[number];
 /** A roll's default overlap: a day, as for webhook signing secrets. */
 export const ROLL_OVERLAP_DEFAULT_MS = 24 * 60 * 60 * 1000;
 /** The longest overlap a roll may ask for: a leaked key must not stay usable for long. */
-export const ROLL_OVERLAP_MAX_MS = 7 * 24 * 60 * 60 * 1000;
+const ROLL_OVERLAP_MAX_MS = 7 * 24 * 60 * 60 * 1000;
 /** created_by of a key made outside the API: the keys role, or the embedded default's development key. */
 export const BOOTSTRAP = "bootstrap";
 
-export const ScopeSchema = Enum(SCOPES, {
+const ScopeSchema = Enum(SCOPES, {
   description:
     "payouts:read: list and read payouts; payouts:write: create, change, cancel and delete payouts; events:read: the events APIs; webhooks:manage: webhook endpoints and their deliveries; keys:manage: the keys API.",
 });
@@ -103,7 +103,7 @@ export const RollApiKeyBody = Type.Object(
 );
 export type RollApiKeyInput = StaticDecode<typeof RollApiKeyBody>;
 
-export const ApiKeyPage = Type.Object({
+const ApiKeyPage = Type.Object({
   results: Type.Array(Type.Unsafe({ $ref: "#/components/schemas/ApiKey" })),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: "null on the last page." }),
 });

@@ -1,36 +1,33 @@
+import { Type } from "@sinclair/typebox";
 import { type DocumentDecoration, Elysia } from "elysia";
 import { ValidationFailed } from "../errors";
 import { PageQueryParams } from "../events/model";
 import { readJsonBody } from "../http/body";
-import { queryParameters, responses } from "../http/openapi";
+import { type FeatureDocs, queryParameters, responses } from "../http/openapi";
 import { json, pathId } from "../http/route";
+import { Enum } from "../lib/kinds";
 import { callerOf } from "./auth";
-import { ApiKeyIdParam } from "./model";
+import { ApiKeyIdParam, KEY_SCHEMAS, SCOPES } from "./model";
 import type { KeyService } from "./service";
 import { validateCreateKey, validateKeyListQuery, validateRollKey } from "./validation";
 
 const BASE = "/api/keys";
-const SCOPE = "keys:manage";
 
 /** An id from the path: anything but a UUID names no key. */
 const keyId = (raw: string) => pathId(raw, "API key");
 
 const content = (schema: string) => ({ "application/json": { schema: { $ref: `#/components/schemas/${schema}` } } });
 
-/** Every keys operation: the bearer scheme, its scope stated twice (prose and x-scopes), 401 and 403. */
+/**
+ * A keys operation. The bearer scheme, the scope keys:manage (in the description and x-scopes),
+ * 401 and 403 are the app's to add, from the guard that enforces them (src/http/openapi.ts).
+ */
 const operation = (summary: string, description: string, success: Record<number, object>, errors: number[]) => {
-  const answers = responses(success, [401, 403, ...errors]) as Record<string, { description: string }>;
+  const answers = responses(success, errors) as Record<string, { description: string }>;
   if (answers[404])
     answers[404] = { ...answers[404], description: "No such API key (also for an id that is not a UUID)" };
   if (answers[409]) answers[409] = { ...answers[409], description: "The key's state forbids the change" };
-  return {
-    tags: ["keys"],
-    summary,
-    description: `${description} Needs the scope ${SCOPE}.`.trim(),
-    security: [{ bearer: [] }],
-    "x-scopes": [SCOPE],
-    responses: answers,
-  };
+  return { tags: ["keys"], summary, description, responses: answers };
 };
 
 const docs = {
@@ -81,6 +78,15 @@ const docs = {
   ),
   // TypeBox schemas are JSON Schema objects, wider than openapi-types' static types.
 } as unknown as Record<"create" | "list" | "get" | "roll" | "revoke", DocumentDecoration>;
+
+/** What the keys feature adds to the document besides its operations. */
+export const keysDocument: FeatureDocs = {
+  tags: [{ name: "keys", description: "API keys and their scopes (each needs keys:manage)" }],
+  schemas: KEY_SCHEMAS,
+  problemFields: {
+    scope: Type.Optional(Enum(SCOPES, { description: "With missing_scope: the scope the API key lacks." })),
+  },
+};
 
 const isRoll = (path: string) => /\/roll\/?$/.test(path);
 // Bun's server gives a request without Content-Length nor Transfer-Encoding a null body (RFC 9112 6.3).

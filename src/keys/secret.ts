@@ -7,7 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
  * the whole key is one word to a double click, a shell and a URL. Pure: no I/O, no clock.
  */
 
-export const KEY_PREFIX = "pk_";
+const KEY_PREFIX = "pk_";
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 export const SECRET_LENGTH = 43; // 43 * log2(62) = 256.03 bits
 const KEY = /^pk_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_([0-9A-Za-z]{43})$/;

@@ -46,7 +46,7 @@ const CACHE_MAX = 10_000;
 
 const NOT_FOUND = "API key";
 
-export function toApiKey(row: ApiKeyRow): ApiKey {
+function toApiKey(row: ApiKeyRow): ApiKey {
   const at = (value: Date | null) => value?.toISOString() ?? null;
   return {
     id: row.id,

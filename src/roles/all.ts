@@ -1,11 +1,32 @@
+import { join } from "node:path";
 import type { Config } from "../config";
+import type { Database } from "../db/client";
 import { migratePglite } from "../db/migrate";
+import { DEV_KEY_FILE, ensureDevKey } from "../keys/dev-key";
 import type { Logger } from "../lib/log";
 import { recoverInProcess } from "../payouts/processing/outbox";
 import { brokerOrMemory, embeddedOrPostgres, requireEmbeddable, startProcessing } from "./adapters";
-import { databaseComponent, httpComponent, processingComponents } from "./components";
+import { databaseComponent, httpComponent, keysComponent, processingComponents } from "./components";
 import { migrateOrExit } from "./migrate";
 import { type Component, resource, run } from "./run";
+
+/**
+ * The embedded default's development key (docs: access-control, "The first key"): made on the
+ * first start, its secret printed once, plainly, to stderr (the console of `bun run start`), never
+ * in a log line; later starts name only the file. Never with DATABASE_URL: keys are then the keys
+ * role's to make.
+ */
+async function announceDevKey(config: Config, database: Database, log: Logger): Promise<void> {
+  const key = await ensureDevKey({ db: database.db, dataDir: config.dataDir, log });
+  if (!key) return;
+  const file = join(config.dataDir, DEV_KEY_FILE);
+  if (key.created) {
+    process.stderr.write(
+      `\nDevelopment API key (every scope), shown once and kept in ${file}:\n  ${key.token}\nSend it as: Authorization: Bearer $(cat ${file})\n\n`,
+    );
+  }
+  log.info(key.created ? "development API key created" : "development API key in use", { file });
+}
 
 /**
  * `--role=all`, in start order: the database (PostgreSQL, or the embedded PGlite) and its
@@ -21,6 +42,7 @@ function allComponents(config: Config, log: Logger): Component[] {
     start: () => (config.databaseUrl ? migrateOrExit(config, log) : migratePglite(database.value.db)),
     stop() {},
   };
+  const devKey = { name: "development key", start: () => announceDevKey(config, database.value, log), stop() {} };
   const queue = resource(
     "queue",
     async () => {
@@ -46,7 +68,16 @@ function allComponents(config: Config, log: Logger): Component[] {
     processing,
     payoutsInFlight: () => queue.current?.consumer.inFlight ?? 0,
   });
-  return [database, migrations, queue, ...components, httpComponent(config, log, database, publisher, outbox)];
+  const keys = keysComponent(config, log, database);
+  return [
+    database,
+    migrations,
+    ...(config.databaseUrl ? [] : [devKey]),
+    queue,
+    ...components,
+    keys,
+    httpComponent(config, log, database, publisher, outbox, keys),
+  ];
 }
 
 export async function allRole(config: Config, log: Logger): Promise<void> {

@@ -1,20 +1,22 @@
 import type { Config } from "../config";
 import type { Logger } from "../lib/log";
 import { brokerPublisher, postgres, requireUrls } from "./adapters";
-import { databaseComponent, httpComponent, outboxComponent, publisherComponent } from "./components";
+import { databaseComponent, httpComponent, keysComponent, outboxComponent, publisherComponent } from "./components";
 import { type Component, run } from "./run";
 
 /**
  * `--role=api`, in start order. SIGTERM stops them in reverse, which is what makes it safe: the
  * http component stops accepting, drains its kept-alive clients and answers every request in
- * flight (each hands its payout to the outbox); then the outbox publishes those hand-offs and ends
- * its relay pass; then the publisher closes, with nothing left to publish; the database last.
+ * flight (each hands its payout to the outbox); the API keys write their last uses; then the
+ * outbox publishes those hand-offs and ends its relay pass; then the publisher closes, with
+ * nothing left to publish; the database last.
  */
 function apiComponents(config: Config, log: Logger): Component[] {
   const database = databaseComponent("database", () => postgres(config, config.dbPoolSize, "payouts-api"));
   const publisher = publisherComponent(() => brokerPublisher(config, log));
   const outbox = outboxComponent(config, log, database, () => publisher.value);
-  return [database, publisher, outbox, httpComponent(config, log, database, () => publisher.value, outbox)];
+  const keys = keysComponent(config, log, database);
+  return [database, publisher, outbox, keys, httpComponent(config, log, database, () => publisher.value, outbox, keys)];
 }
 
 export async function apiRole(config: Config, log: Logger): Promise<void> {

@@ -4,14 +4,15 @@
 import type { Config } from "../config";
 import type { Database } from "../db/client";
 import { createApp } from "../http/app";
+import { type KeyService, keyService } from "../keys/service";
 import type { Logger } from "../lib/log";
 import { startKeyPurge } from "../payouts/key-retention";
 import { createOutbox, type Outbox } from "../payouts/processing/outbox";
 import type { Publisher } from "../queue/port";
 import { startDeliveries } from "../webhooks/delivery/loop";
 import { clock, postgres } from "./adapters";
-import { apiPlugins } from "./http-features";
-import { deliveryOptions, keyPurgeOptions, outboxOptions, webhookSettings } from "./options";
+import { apiGuard, apiPlugins } from "./http-features";
+import { deliveryOptions, keyPurgeOptions, keyServiceOptions, outboxOptions, webhookSettings } from "./options";
 import { type Component, type Resource, resource } from "./run";
 
 /**
@@ -51,6 +52,19 @@ export const outboxComponent = (
   );
 
 /**
+ * The api's API keys: one service per process, so that its cache of verified keys is shared by
+ * every request. Started before the http component and stopped after it: stop() writes the uses
+ * (last_used_at) of the last requests while the database is still open.
+ */
+export const keysComponent = (config: Config, log: Logger, database: Resource<Database>): Resource<KeyService> =>
+  resource(
+    "api keys",
+    () =>
+      keyService({ db: database.value.db, clock, log: log.child({ component: "keys" }) }, keyServiceOptions(config)),
+    (keys) => keys.stop(),
+  );
+
+/**
  * The Elysia api on HOST:PORT. stop() first drains, then closes the listener and waits for the
  * requests in flight to be answered: the outbox, the publisher and the database they use stop after.
  */
@@ -60,6 +74,7 @@ export function httpComponent(
   database: Resource<Database>,
   publisher: () => Publisher,
   outbox: Resource<Outbox>,
+  keys: Resource<KeyService>,
 ): Component {
   let app: ReturnType<typeof createApp> | undefined;
   let draining = false;
@@ -70,8 +85,15 @@ export function httpComponent(
         database: database.value,
         log,
         brokerConnected: () => publisher().connected,
+        guard: apiGuard(keys.value),
         features: apiPlugins(
-          { database: database.value, clock, log, onCreated: (id) => outbox.value.handOff(id) },
+          {
+            database: database.value,
+            clock,
+            log,
+            keys: keys.value,
+            onCreated: (id) => outbox.value.handOff(id),
+          },
           {
             idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
             createDeadlineMs: config.createDeadlineMs,

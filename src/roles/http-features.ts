@@ -1,7 +1,10 @@
 import type { Database } from "../db/client";
 import { eventRoutes, eventsDocument } from "../events/routes";
 import { eventService } from "../events/service";
-import type { Feature } from "../http/app";
+import type { Feature, Guard } from "../http/app";
+import { bearerAuth, scopeFor } from "../keys/auth";
+import { keyRoutes, keysDocument } from "../keys/routes";
+import type { KeyService } from "../keys/service";
 import type { Clock } from "../lib/clock";
 import type { Logger } from "../lib/log";
 import { payoutRoutes, payoutsDocument } from "../payouts/routes";
@@ -18,8 +21,9 @@ export function apiPlugins(
     database,
     clock,
     log,
+    keys,
     onCreated,
-  }: { database: Database; clock: Clock; log: Logger; onCreated: (id: string) => void },
+  }: { database: Database; clock: Clock; log: Logger; keys: KeyService; onCreated: (id: string) => void },
   {
     idempotencyKeyTtlMs,
     createDeadlineMs,
@@ -45,5 +49,12 @@ export function apiPlugins(
     },
     { routes: eventRoutes(eventService({ db: database.db })), docs: eventsDocument },
     { routes: webhookRoutes(webhookService({ db: database.db }, webhooks)), docs: webhooksDocument },
+    { routes: keyRoutes(keys), docs: keysDocument },
   ];
 }
+
+/** Bearer API keys in front of every route but /health/*, /swagger* and /metrics (docs: access-control). */
+export const apiGuard = (keys: KeyService): Guard => ({
+  plugin: (answered) => bearerAuth({ keys, answered }),
+  scopeOf: scopeFor,
+});

@@ -3,6 +3,7 @@
 
 import type { Config } from "../config";
 import type { SimulatedGatewayOptions } from "../gateway/simulated";
+import type { KeyServiceOptions } from "../keys/service";
 import type { KeyPurgeOptions } from "../payouts/key-retention";
 import type { OutboxOptions } from "../payouts/processing/outbox";
 import { type RetryPolicy, retryDelays, stuckAfterMs } from "../payouts/processing/retry-policy";
@@ -58,4 +59,10 @@ export const deliveryOptions = (config: Config): DeliveryOptions => ({
   perEndpoint: config.webhookEndpointConcurrency,
   pollIntervalMs: 250,
   busyRate: config.webhookBusyRate,
+});
+
+/** The api's key checks: verified keys cached for API_KEY_CACHE_TTL_MS, uses written every 30 s. */
+export const keyServiceOptions = (config: Config): KeyServiceOptions => ({
+  cacheTtlMs: config.apiKeyCacheTtlMs,
+  lastUsedFlushMs: 30_000,
 });

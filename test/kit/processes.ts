@@ -3,9 +3,12 @@
 // tracked here and stopped by killSpawned() or stopEverything(), even when the test failed.
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { connectPostgres } from "../../src/db/client";
+import { SCOPES } from "../../src/keys/model";
+import { createKey } from "./api";
 import "./broker";
 import { runCleanups } from "./cleanup";
-import "./db";
+import { databaseUrl } from "./db";
 import { childLogLevel } from "./log";
 import { eventually } from "./wait";
 
@@ -25,6 +28,29 @@ export function freePort(): number {
   const port = server.port as number;
   server.stop(true);
   return port;
+}
+
+let runKey: Promise<string> | undefined;
+
+/**
+ * A key with every scope in the run's database, made once (as the keys role makes one): what a
+ * test sends to the api and all roles it spawns on that database.
+ */
+export function processKey(): Promise<string> {
+  runKey ??= (async () => {
+    const database = connectPostgres(databaseUrl, 1, "payouts-test-key");
+    try {
+      return await createKey(database, SCOPES, "test processes");
+    } finally {
+      await database.close();
+    }
+  })();
+  return runKey;
+}
+
+/** `headers` with the Authorization of `key` (default: processKey()). */
+export async function withKey(headers: Record<string, string> = {}, key?: string): Promise<Record<string, string>> {
+  return { ...headers, authorization: `Bearer ${key ?? (await processKey())}` };
 }
 
 /** Tracks a child for killSpawned() and stopEverything(). */
@@ -109,22 +135,24 @@ export function runMain(args: string[], env: Record<string, string>) {
 
 /**
  * Creates a payout on a running api over HTTP (201 expected) and waits until it reads COMPLETED;
- * returns it as the api shows it.
+ * returns it as the api shows it. `key` by default: processKey() (an api on the run's database).
  */
 export async function createAndAwaitCompleted(
   base: string,
   body: Record<string, unknown>,
   timeoutMs: number,
+  key?: string,
 ): Promise<Record<string, unknown>> {
+  const headers = await withKey({}, key);
   const created = await fetch(`${base}/api/payouts/`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { ...headers, "content-type": "application/json" },
     body: JSON.stringify(body),
   });
   if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${await created.text()}`);
   const { id } = (await created.json()) as { id: string };
   return eventually(async () => {
-    const payout = (await (await fetch(`${base}/api/payouts/${id}/`)).json()) as Record<string, unknown>;
+    const payout = (await (await fetch(`${base}/api/payouts/${id}/`, { headers })).json()) as Record<string, unknown>;
     return payout.status === "COMPLETED" ? payout : undefined;
   }, timeoutMs);
 }

@@ -377,8 +377,27 @@ describe.skipIf(noEngine !== undefined)("compose.yaml on the Docker engine", () 
   });
 
   test("a payout created through the api is COMPLETED; after PostgreSQL and RabbitMQ die, both come back and the next one is too", async () => {
+    // The first key, as compose.yaml documents it: the keys role in a one-off container.
+    const made = compose([
+      "run",
+      "--rm",
+      "--no-deps",
+      "api",
+      "--role=keys",
+      "create",
+      "--name",
+      "compose test",
+      "--scopes",
+      "payouts:read,payouts:write",
+    ]);
+    expect({ exitCode: made.exitCode, stderr: made.exitCode === 0 ? "" : made.stderr }).toEqual({
+      exitCode: 0,
+      stderr: "",
+    });
+    const { secret: key } = JSON.parse(made.stdout) as { secret: string };
+    expect((await fetch(`${api}/api/payouts/`)).status).toBe(401);
     const body = { amount: "10.00", currency: "EUR", recipient_details: "compose" };
-    expect(await createAndAwaitCompleted(api, body, 30_000)).toMatchObject({ status: "COMPLETED" });
+    expect(await createAndAwaitCompleted(api, body, 30_000, key)).toMatchObject({ status: "COMPLETED" });
     // Killed from the host, as a crash does (a `docker kill` or `stop` counts as meant and is not restarted).
     const started = (name: string) => inspect(name).State.StartedAt as string;
     const before = { postgres: started("postgres"), rabbitmq: started("rabbitmq") };
@@ -390,7 +409,7 @@ describe.skipIf(noEngine !== undefined)("compose.yaml on the Docker engine", () 
         1000,
       );
     }
-    expect(await createAndAwaitCompleted(api, { ...body, amount: "10.01" }, 60_000)).toMatchObject({
+    expect(await createAndAwaitCompleted(api, { ...body, amount: "10.01" }, 60_000, key)).toMatchObject({
       status: "COMPLETED",
     });
   }, 240_000);

@@ -319,6 +319,7 @@ const LISTINGS = [
   "/api/payouts/{id}/events/",
   "/api/webhook-endpoints/",
   "/api/webhook-endpoints/{endpoint_id}/deliveries/",
+  "/api/keys/",
 ];
 
 for (const path of LISTINGS) {
@@ -341,6 +342,8 @@ for (const path of LISTINGS) {
     }
     const { id } = await createPayout(api);
     await api.request("PATCH", `/api/payouts/${id}/`, { comment: "a second event" });
+    // A key besides the test's own: the keys have a second page too.
+    await api.request("POST", "/api/keys/", { name: "agreement", scopes: ["events:read"] });
     // The worker's fan-out, which makes the deliveries of the two events.
     while ((await fanOut(database.db)).events > 0);
     const url = path.replace("{id}", id).replace("{endpoint_id}", endpoints[0]);

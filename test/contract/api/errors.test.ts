@@ -1,15 +1,10 @@
 // Every error path answers application/problem+json (RFC 9457) with the contract's status.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { loadConfig } from "../../../src/config";
 import { connectPostgres } from "../../../src/db/client";
 import { migratePostgres } from "../../../src/db/migrate";
-import { createApp } from "../../../src/http/app";
 import { RETRY_WITH_KEY } from "../../../src/http/problem";
-import { systemClock } from "../../../src/lib/clock";
 import type { Logger } from "../../../src/lib/log";
-import { apiPlugins } from "../../../src/roles/http-features";
-import { webhookSettings } from "../../../src/roles/options";
 import { testApi } from "../../kit/api";
 import { scratchDatabase, testDatabase } from "../../kit/db";
 import { countRows, createPayout, problemType, validBody } from "../../kit/fixtures";
@@ -82,7 +77,7 @@ describe("bodies", () => {
 
   test("a body that is not UTF-8 is a 400", async () => {
     const bytes = new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]);
-    const response = await api.app.handle(
+    const response = await api.handle(
       new Request("http://payouts.test/api/payouts/", {
         method: "POST",
         body: bytes,
@@ -117,7 +112,7 @@ describe("bodies", () => {
   }
 
   test("a POST without a content type is a 415", async () => {
-    const response = await api.app.handle(
+    const response = await api.handle(
       new Request("http://payouts.test/api/payouts/", {
         method: "POST",
         body: new TextEncoder().encode(JSON.stringify(validBody)),
@@ -162,19 +157,19 @@ describe("bodies", () => {
   });
 
   test("a chunked body of exactly 64 KiB is accepted", async () => {
-    const response = await api.app.handle(chunked("/api/payouts/", bodyOfSize(LIMIT)));
+    const response = await api.handle(chunked("/api/payouts/", bodyOfSize(LIMIT)));
     expect(response.status).toBe(201);
   });
 
   test("a chunked body over 64 KiB without Content-Length is a 413 and creates nothing", async () => {
-    const response = await api.app.handle(chunked("/api/payouts/", bodyOfSize(10 * LIMIT)));
+    const response = await api.handle(chunked("/api/payouts/", bodyOfSize(10 * LIMIT)));
     expect(response.status).toBe(413);
     await expectProblem(response, tooLarge);
     expect(await countRows(database, "payouts")).toBe(payoutsBefore);
   });
 
   test("a Content-Length over 64 KiB is a 413 before the body is read", async () => {
-    const response = await api.app.handle(
+    const response = await api.handle(
       new Request("http://payouts.test/api/payouts/", {
         method: "POST",
         body: JSON.stringify(validBody),
@@ -194,7 +189,7 @@ describe("bodies", () => {
 
   test("a DELETE needs no body and no content type", async () => {
     const { id } = await createPayout(api);
-    const response = await api.app.handle(new Request(`http://payouts.test/api/payouts/${id}/`, { method: "DELETE" }));
+    const response = await api.handle(new Request(`http://payouts.test/api/payouts/${id}/`, { method: "DELETE" }));
     expect(response.status).toBe(204);
   });
 });
@@ -256,7 +251,8 @@ describe("the database", () => {
       async () => {
         const down = unreachable();
         try {
-          const response = await testApi(down).request(method, path, body);
+          // The key is read from the run's database: the payouts' own database is the one down.
+          const response = await testApi(down, { keyDatabase: database }).request(method, path, body);
           expect(response.status).toBe(503);
           expect(response.headers.get("content-type")).toBe(problemType);
           expect(response.headers.get("retry-after")).toBe("1");
@@ -286,19 +282,7 @@ describe("the database", () => {
       child: () => capture,
     };
     try {
-      const app = createApp({
-        database: broken,
-        log: capture,
-        brokerConnected: () => true,
-        features: apiPlugins(
-          { database: broken, clock: systemClock, log: capture, onCreated: () => {} },
-          {
-            idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-            createDeadlineMs: loadConfig({}).createDeadlineMs,
-            webhooks: webhookSettings(loadConfig({})),
-          },
-        ),
-      });
+      const app = testApi(broken, { log: capture });
       const response = await app.handle(
         new Request("http://payouts.test/api/payouts/", {
           method: "POST",
@@ -337,7 +321,7 @@ describe("before the schema is current", () => {
   const creates = async (url: string) => {
     const behind = connectPostgres(url, 1, "t");
     try {
-      const api = testApi(behind);
+      const api = testApi(behind, { keyDatabase: database });
       return {
         keyless: await api.request("POST", "/api/payouts/", validBody),
         keyed: await api.request("POST", "/api/payouts/", validBody, { "idempotency-key": "schema-behind" }),

@@ -45,9 +45,9 @@ test("the document at /swagger/json has no error and no warning under redocly.ya
   expect(lint.exitCode).toBe(0);
 }, 60_000);
 
-test("the document names its servers and licence and states that it has no authentication", async () => {
+test("the document names its servers and licence and the bearer scheme its operations name", async () => {
   const { body } = await testApi(database).request("GET", "/swagger/json");
   expect(body.servers).toEqual([{ url: "/", description: "this service" }]);
   expect(body.info.license).toEqual({ name: "Proprietary", identifier: "LicenseRef-Proprietary" });
-  expect(body.security).toEqual([]);
+  expect(body.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
 });

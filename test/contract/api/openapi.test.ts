@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
 import { PROBLEM_CODES, PROBLEMS, type ProblemCode } from "../../../src/http/problem";
+import { scopeFor } from "../../../src/keys/auth";
+import { SCOPES } from "../../../src/keys/model";
 import { CURRENCIES, STATUSES } from "../../../src/payouts/model";
 import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
@@ -88,6 +90,11 @@ describe("the document", () => {
         "POST /api/webhook-endpoints/{endpoint_id}/rotate-secret/",
         "GET /api/webhook-endpoints/{endpoint_id}/deliveries/",
         "POST /api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry/",
+        "POST /api/keys/",
+        "GET /api/keys/",
+        "GET /api/keys/{id}/",
+        "POST /api/keys/{id}/roll",
+        "DELETE /api/keys/{id}/",
         "GET /health/live",
         "GET /health/ready",
       ].sort(),
@@ -95,21 +102,30 @@ describe("the document", () => {
   });
 
   const expectedResponses: [string, string, string[]][] = [
-    ["/api/payouts/", "post", ["201", "400", "413", "415", "422", "500", "503", "504"]],
-    ["/api/payouts/", "get", ["200", "400", "500", "503"]],
-    ["/api/payouts/{id}/", "get", ["200", "404", "500", "503"]],
-    ["/api/payouts/{id}/", "patch", ["200", "400", "404", "409", "413", "415", "500", "503"]],
-    ["/api/payouts/{id}/", "delete", ["204", "404", "409", "500", "503"]],
-    ["/api/payouts/{id}/events/", "get", ["200", "400", "404", "500", "503"]],
-    ["/api/events/", "get", ["200", "400", "500", "503"]],
-    ["/api/webhook-endpoints/", "post", ["201", "400", "413", "415", "500", "503"]],
-    ["/api/webhook-endpoints/", "get", ["200", "400", "500", "503"]],
-    ["/api/webhook-endpoints/{endpoint_id}/", "get", ["200", "404", "500", "503"]],
-    ["/api/webhook-endpoints/{endpoint_id}/", "patch", ["200", "400", "404", "413", "415", "500", "503"]],
-    ["/api/webhook-endpoints/{endpoint_id}/", "delete", ["204", "404", "500", "503"]],
-    ["/api/webhook-endpoints/{endpoint_id}/rotate-secret/", "post", ["200", "404", "500", "503"]],
-    ["/api/webhook-endpoints/{endpoint_id}/deliveries/", "get", ["200", "400", "404", "500", "503"]],
-    ["/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry/", "post", ["202", "404", "500", "503"]],
+    ["/api/payouts/", "post", ["201", "400", "401", "403", "413", "415", "422", "500", "503", "504"]],
+    ["/api/payouts/", "get", ["200", "400", "401", "403", "500", "503"]],
+    ["/api/payouts/{id}/", "get", ["200", "401", "403", "404", "500", "503"]],
+    ["/api/payouts/{id}/", "patch", ["200", "400", "401", "403", "404", "409", "413", "415", "500", "503"]],
+    ["/api/payouts/{id}/", "delete", ["204", "401", "403", "404", "409", "500", "503"]],
+    ["/api/payouts/{id}/events/", "get", ["200", "400", "401", "403", "404", "500", "503"]],
+    ["/api/events/", "get", ["200", "400", "401", "403", "500", "503"]],
+    ["/api/webhook-endpoints/", "post", ["201", "400", "401", "403", "413", "415", "500", "503"]],
+    ["/api/webhook-endpoints/", "get", ["200", "400", "401", "403", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/", "get", ["200", "401", "403", "404", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/", "patch", ["200", "400", "401", "403", "404", "413", "415", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/", "delete", ["204", "401", "403", "404", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/rotate-secret/", "post", ["200", "401", "403", "404", "500", "503"]],
+    ["/api/webhook-endpoints/{endpoint_id}/deliveries/", "get", ["200", "400", "401", "403", "404", "500", "503"]],
+    [
+      "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry/",
+      "post",
+      ["202", "401", "403", "404", "500", "503"],
+    ],
+    ["/api/keys/", "post", ["201", "400", "401", "403", "413", "415", "500", "503"]],
+    ["/api/keys/", "get", ["200", "400", "401", "403", "500", "503"]],
+    ["/api/keys/{id}/", "get", ["200", "401", "403", "404", "500", "503"]],
+    ["/api/keys/{id}/roll", "post", ["200", "400", "401", "403", "404", "409", "413", "415", "500", "503"]],
+    ["/api/keys/{id}/", "delete", ["204", "401", "403", "404", "409", "500", "503"]],
   ];
 
   test("the request sent to webhook endpoints is an OpenAPI 3.1 webhooks entry with its signed headers", () => {
@@ -226,6 +242,49 @@ describe("the document", () => {
   });
 });
 
+describe("access control in the document", () => {
+  test("a bearer scheme; every /api operation needs it and names its scope as the guard does; no other does", () => {
+    expect(doc.components.securitySchemes).toEqual({
+      bearer: { type: "http", scheme: "bearer", description: expect.any(String) },
+    });
+    expect(doc.security).toBeUndefined();
+    let guarded = 0;
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item as Record<string, Json>)) {
+        if (!path.startsWith("/api/")) {
+          expect({ path, method, security: op.security, scopes: op["x-scopes"] }).toEqual({
+            path,
+            method,
+            security: [],
+          } as Json);
+          continue;
+        }
+        guarded++;
+        const scope = scopeFor(
+          method.toUpperCase(),
+          path.replace(/\{[^}]+\}/g, "0193b6c2-5f1e-7c3a-9a51-2f0c8e6d4b10"),
+        );
+        expect({ path, method, security: op.security, scopes: op["x-scopes"] }).toEqual({
+          path,
+          method,
+          security: [{ bearer: [] }],
+          scopes: [scope],
+        });
+        expect(op.description).toContain(`Needs the scope ${scope}.`);
+        expect(op.responses["401"].headers["WWW-Authenticate"].required).toBe(true);
+        const missing = op.responses["403"].content["application/problem+json"].examples.missing_scope.value;
+        expect(missing).toMatchObject({ status: 403, code: "missing_scope", scope });
+      }
+    }
+    // 20 operations and the 405s of their paths.
+    expect(guarded).toBeGreaterThan(20);
+  });
+
+  test("Problem declares the scope member that missing_scope carries, as one of the scopes", () => {
+    expect(allowedValues(doc.components.schemas.Problem.properties.scope)).toEqual([...SCOPES]);
+  });
+});
+
 describe("a complete and truthful document", () => {
   const METHODS = ["get", "put", "post", "patch", "delete", "options", "trace"];
   const operations = () =>
@@ -246,7 +305,8 @@ describe("a complete and truthful document", () => {
         const op = doc.paths[path][method];
         expect(op).toBeDefined();
         if (!op.responses["405"]) continue;
-        expect(Object.keys(op.responses)).toEqual(["405"]);
+        // The guard answers before the router: a 405 under /api is a 401 or 403 first.
+        expect(Object.keys(op.responses)).toEqual(path.startsWith("/api/") ? ["401", "403", "405"] : ["405"]);
         const response = await api.request(method.toUpperCase(), path.replace("{id}", id));
         const documented = op.responses["405"];
         expect(response.status).toBe(405);
@@ -257,9 +317,9 @@ describe("a complete and truthful document", () => {
     }
   });
 
-  test("every operation but the 405 ones has a success response, and each 405 one only its 405", () => {
+  test("every operation but the 405 ones has a success response, and each 405 one only its 405 (and the guard's)", () => {
     for (const { op } of operations()) {
-      const statuses = Object.keys(op.responses);
+      const statuses = Object.keys(op.responses).filter((s) => s !== "401" && s !== "403");
       if (statuses.includes("405")) expect(statuses).toEqual(["405"]);
       else expect(statuses.some((s) => s.startsWith("2"))).toBe(true);
     }

@@ -18,8 +18,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Subprocess, spawn } from "bun";
 import { sql } from "drizzle-orm";
+import { SCOPES } from "../../../src/keys/model";
 import { fanOut } from "../../../src/webhooks/delivery/fanout";
-import { testApi } from "../../kit/api";
+import { bearer, createKey, testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { createPayout, validBody } from "../../kit/fixtures";
 import { eventually } from "../../kit/wait";
@@ -90,13 +91,25 @@ type Send = {
   headers?: Record<string, string>;
   /** The document refuses this request (Prism must say so); the server answers it all the same. */
   refused?: boolean;
+  /** The API key sent: the admin key (every scope) unless given; null sends none. */
+  key?: string | null;
+  /**
+   * The guard answers before the body is read: whether the document would refuse the rest of the
+   * request is not this exchange's question (only its response is checked).
+   */
+  guardAnswers?: boolean;
 };
 
 /** One request through Prism to the operation `method template`; checks the exchange and records what it reached. */
 async function send(method: string, template: string, status: number, options: Send = {}) {
   const path = template.replace(/\{(\w+)\}/g, (_, name: string) => options.params?.[name] ?? `missing-${name}`);
   const requestId = `prism-${++sent}`;
-  const headers: Record<string, string> = { "x-request-id": requestId, ...options.headers };
+  const apiKey = options.key === undefined ? await api.key() : options.key;
+  const headers: Record<string, string> = {
+    "x-request-id": requestId,
+    ...(apiKey === null ? {} : bearer(apiKey)),
+    ...options.headers,
+  };
   let body: string | undefined;
   if (options.body !== undefined) {
     body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
@@ -121,7 +134,9 @@ async function send(method: string, template: string, status: number, options: S
   const where = (side: string) =>
     violations.filter((v) => v.location[0] === side).map((v) => `${v.location.join(".")}: ${v.message}`);
   expect({ exchange, responseViolations: where("response") }).toEqual({ exchange, responseViolations: [] });
-  if (options.refused)
+  if (options.guardAnswers) {
+    // The request's own shape is not judged: see Send.guardAnswers.
+  } else if (options.refused)
     expect({ exchange, requestViolations: where("request").length > 0 }).toMatchObject({ requestViolations: true });
   else expect({ exchange, requestViolations: where("request") }).toEqual({ exchange, requestViolations: [] });
   // The server's own answer, to this request: Prism's answers carry no X-Request-Id.
@@ -272,12 +287,73 @@ test("through Prism, every documented operation and status: no response the docu
   await send("DELETE", ENDPOINT, 204, { params: { endpoint_id: endpointId } });
   await send("DELETE", ENDPOINT, 404, { params: { endpoint_id: endpointId } });
 
+  // API keys: made, listed, read, rolled and revoked (the admin key holds keys:manage).
+  const KEY = "/api/keys/{id}/";
+  const made = await send("POST", "/api/keys/", 201, { body: { name: "prism", scopes: ["payouts:read"] } });
+  const keyId = made.body.id as string;
+  await send("POST", "/api/keys/", 400, { body: { name: "prism", scopes: ["payouts:steal"] }, refused: true });
+  await send("POST", "/api/keys/", 413, { body: { name: "x".repeat(70_000), scopes: [] }, refused: true });
+  await send("POST", "/api/keys/", 415, {
+    body: JSON.stringify({ name: "prism", scopes: ["payouts:read"] }),
+    headers: { "content-type": "text/plain" },
+    refused: true,
+  });
+  const keyPage = await send("GET", "/api/keys/", 200, { query: "limit=1" });
+  await send("GET", "/api/keys/", 200, { query: `cursor=${keyPage.body.next_cursor}` });
+  await send("GET", "/api/keys/", 400, { query: "limit=0", refused: true });
+  await send("GET", KEY, 200, { params: { id: keyId } });
+  await send("GET", KEY, 404, { params: { id: UNKNOWN } });
+  await send("POST", `${KEY}roll`, 200, { params: { id: keyId }, body: { expires_in_ms: 0 } });
+  await send("POST", `${KEY}roll`, 400, { params: { id: keyId }, body: { expires_in_ms: -1 }, refused: true });
+  await send("POST", `${KEY}roll`, 404, { params: { id: UNKNOWN } });
+  await send("POST", `${KEY}roll`, 413, { params: { id: keyId }, body: { pad: "x".repeat(70_000) }, refused: true });
+  await send("POST", `${KEY}roll`, 415, {
+    params: { id: keyId },
+    body: JSON.stringify({ expires_in_ms: 0 }),
+    headers: { "content-type": "text/plain" },
+    refused: true,
+  });
+  const adminId = (await send("GET", "/api/keys/", 200, {})).body.results.find(
+    (k: Json) => k.name === "test admin" && k.revoked_at === null,
+  ).id as string;
+  await send("DELETE", KEY, 409, { params: { id: adminId } });
+  await send("DELETE", KEY, 204, { params: { id: keyId } });
+  await send("POST", `${KEY}roll`, 409, { params: { id: keyId } });
+  await send("DELETE", KEY, 404, { params: { id: UNKNOWN } });
+
+  // The guard, on every operation of every /api path (the 405 ones too: it answers before the
+  // router): 401 without a key, 403 with a key holding every scope but the one it needs.
+  const lacking = new Map<string, string>();
+  for (const scope of SCOPES)
+    lacking.set(
+      scope,
+      await createKey(
+        database,
+        SCOPES.filter((s) => s !== scope),
+      ),
+    );
+  const guardParams = { id: keyId, endpoint_id: UNKNOWN, delivery_id: UNKNOWN };
+  for (const [template, operations] of Object.entries<Json>(doc.paths)) {
+    if (!template.startsWith("/api/")) continue;
+    for (const [method, operation] of Object.entries<Json>(operations)) {
+      const [scope] = operation["x-scopes"];
+      await send(method.toUpperCase(), template, 401, { params: guardParams, key: null, guardAnswers: true });
+      const refused = await send(method.toUpperCase(), template, 403, {
+        params: guardParams,
+        key: lacking.get(scope) as string,
+        guardAnswers: true,
+      });
+      // A TRACE answer's body does not come back through Prism; the scope is checked on the others.
+      if (method !== "trace")
+        expect({ method, template, scope: refused.body?.scope }).toEqual({ method, template, scope });
+    }
+  }
+
   // Every method the document answers with 405 (and its Allow), on each of its paths.
   const params = { id: processing, endpoint_id: UNKNOWN, delivery_id: UNKNOWN };
   for (const [template, operations] of Object.entries<Json>(doc.paths)) {
     for (const [method, operation] of Object.entries<Json>(operations)) {
-      if (Object.keys(operation.responses).join() === "405")
-        await send(method.toUpperCase(), template, 405, { params });
+      if (operation.responses["405"]) await send(method.toUpperCase(), template, 405, { params });
     }
   }
 

@@ -134,6 +134,9 @@ describe("405 and Allow, from the app's own routes", () => {
     "/api/payouts/:id/": "GET, PATCH, DELETE",
     "/api/payouts/:id/events/": "GET",
     "/api/events/": "GET",
+    "/api/keys/": "GET, POST",
+    "/api/keys/:id/": "GET, DELETE",
+    "/api/keys/:id/roll": "POST",
     "/api/webhook-endpoints/": "GET, POST",
     "/api/webhook-endpoints/:endpoint_id/": "GET, PATCH, DELETE",
     "/api/webhook-endpoints/:endpoint_id/rotate-secret/": "POST",
@@ -177,6 +180,7 @@ describe("405 and Allow, from the app's own routes", () => {
 describe("the Host header plays no part in routing", () => {
   /** Sends a raw HTTP/1.1 request with this Host line to a real server; returns status and body. */
   async function rawRequest(port: number, host: string, path: string) {
+    const key = await api.key();
     const chunks: Buffer[] = [];
     const { promise, resolve } = Promise.withResolvers<void>();
     const socket = await Bun.connect({
@@ -184,7 +188,7 @@ describe("the Host header plays no part in routing", () => {
       port,
       socket: { data: (_, data) => void chunks.push(Buffer.from(data)), close: () => resolve(), end: () => resolve() },
     });
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`);
     await promise;
     const text = Buffer.concat(chunks).toString();
     const [head = "", body = ""] = text.split("\r\n\r\n");

@@ -1,11 +1,7 @@
 // One log line per request, X-Request-Id on every response, and nothing from bodies or queries.
 import { afterAll, expect, test } from "bun:test";
-import { loadConfig } from "../../../src/config";
-import { createApp } from "../../../src/http/app";
-import { systemClock } from "../../../src/lib/clock";
 import { createLogger, type Logger } from "../../../src/lib/log";
-import { apiPlugins } from "../../../src/roles/http-features";
-import { webhookSettings } from "../../../src/roles/options";
+import { testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { eventually } from "../../kit/wait";
 
@@ -16,20 +12,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SECRET = "40817810099910004312, BIC 044525225, Ivanov I.I.";
 
 /** The api in-process with the default settings, writing its lines to `log`. */
-const appLoggingTo = (log: Logger) =>
-  createApp({
-    database,
-    log,
-    brokerConnected: () => true,
-    features: apiPlugins(
-      { database, clock: systemClock, log, onCreated: () => {} },
-      {
-        idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs,
-        createDeadlineMs: loadConfig({}).createDeadlineMs,
-        webhooks: webhookSettings(loadConfig({})),
-      },
-    ),
-  });
+const appLoggingTo = (log: Logger) => testApi(database, { log });
 
 /** The api in-process, its log lines (every level) parsed as they are written. */
 function loggedApi() {

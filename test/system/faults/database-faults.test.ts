@@ -9,7 +9,7 @@ import { resultRows } from "../../../src/db/client";
 import { createAnswerBoundMs } from "../../../src/payouts/create";
 import { type Broker, openBroker } from "../../kit/broker";
 import { databaseUrl, resetDatabase, testDatabase } from "../../kit/db";
-import { freePort, spawnRole, stopEverything } from "../../kit/processes";
+import { freePort, spawnRole, stopEverything, withKey } from "../../kit/processes";
 import { startTcpProxy, type TcpProxy } from "../../kit/proxy";
 import { eventually } from "../../kit/wait";
 import { spawnWorker } from "../processing/harness";
@@ -75,7 +75,7 @@ function startClients() {
       const started = performance.now();
       const response = await fetch(`${base}/api/payouts/`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: await withKey({ "content-type": "application/json" }),
         body: JSON.stringify({ amount: "10.00", currency: "EUR", recipient_details: "DE89 3704", comment: marker }),
         signal: AbortSignal.timeout(10_000),
       }).catch(() => undefined);

@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { testApi } from "../../kit/api";
 import { databaseUrl, testDatabase } from "../../kit/db";
-import { freePort, killSpawned, spawnRole } from "../../kit/processes";
+import { freePort, killSpawned, processKey, spawnRole, withKey } from "../../kit/processes";
 import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
@@ -40,7 +40,7 @@ test("SIGTERM while a request is in flight: the request gets its normal response
   });
   const inFlight = fetch(`${base}/api/payouts/${id}/`, {
     method: "PATCH",
-    headers: { "content-type": "application/json", "x-request-id": "in-flight-1" },
+    headers: await withKey({ "content-type": "application/json", "x-request-id": "in-flight-1" }),
     body: JSON.stringify({ comment: "finished after SIGTERM" }),
   });
   try {
@@ -148,9 +148,10 @@ test("SIGTERM under load: every request sent on a kept-alive connection is answe
     20_000,
   );
   // Creates, the request that matters: each one answered 201 must have its payout.
+  const key = await processKey();
   const create = (n: number) => {
     const body = JSON.stringify({ amount: "1.00", currency: "USD", recipient_details: `drain ${n}` });
-    return `POST /api/payouts/ HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    return `POST /api/payouts/ HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   };
   const clients = Array.from({ length: 24 }, () => keptAliveClient(port, create));
   // Every client has had answers on its connection: it is kept alive between requests.

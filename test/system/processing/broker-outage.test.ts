@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { QUEUE } from "../../../src/queue/rabbitmq/topology";
 import { startBrokerProxy } from "../../kit/broker";
 import { inOutbox, ledger, payout, reaches } from "../../kit/fixtures";
-import { freePort, spawnRole } from "../../kit/processes";
+import { freePort, spawnRole, withKey } from "../../kit/processes";
 import { eventually } from "../../kit/wait";
 import { processingFixtures, spawnWorker, startApi, startWorker } from "./harness";
 
@@ -30,7 +30,7 @@ async function startApiProcess(amqpUrl: string) {
   const create = async () => {
     const response = await fetch(`${base}/api/payouts/`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: await withKey({ "content-type": "application/json" }),
       body: JSON.stringify(body),
     });
     return { status: response.status, id: ((await response.json()) as { id: string }).id };

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeEach, expect, test } from "bun:test";
 import { simulatedGatewayPayments } from "../../../src/db/schema";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { insertPayout, ledger, payout, reaches } from "../../kit/fixtures";
-import { freePort, spawnRole, stopEverything } from "../../kit/processes";
+import { freePort, spawnRole, stopEverything, withKey } from "../../kit/processes";
 import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
@@ -38,10 +38,11 @@ test("payouts left NEW and PROCESSING by a previous run are completed at start-u
   expect(await ledger(database, leftNew.id)).toEqual({ payments: 1, calls: 1 });
 
   // The same process takes new payouts through its in-process queue.
+  const headers = await withKey({ "content-type": "application/json" });
   const response = await eventually(() =>
     fetch(`http://127.0.0.1:${port}/api/payouts/`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: JSON.stringify({ amount: "5", currency: "RUB", recipient_details: "40817810099910004312" }),
     }).catch(() => undefined),
   );

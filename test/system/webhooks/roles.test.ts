@@ -1,10 +1,10 @@
 // Who delivers: the worker role and role `all` (also on the embedded PGlite), never the api role.
 import { expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { onCleanup } from "../../kit/cleanup";
-import { freePort, spawnRole } from "../../kit/processes";
+import { freePort, spawnRole, startMain, withKey } from "../../kit/processes";
 import { startReceiver } from "../../kit/receiver";
 import { eventually } from "../../kit/wait";
 import { processingFixtures, spawnWorker } from "../processing/harness";
@@ -19,12 +19,13 @@ function receiver() {
 }
 
 /** POSTs once the role listens: a role starts in seconds, longer on a loaded machine. */
-async function post(base: string, path: string, body: unknown) {
+async function post(base: string, path: string, body: unknown, key?: string) {
+  const headers = await withKey({ "content-type": "application/json" }, key);
   const response = await eventually(
     () =>
       fetch(`${base}${path}`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers,
         body: JSON.stringify(body),
       }).catch(() => undefined),
     60_000,
@@ -39,7 +40,16 @@ test("role all on the embedded PGlite delivers a payout's whole life, signed", a
   const dataDir = mkdtempSync(join(tmpdir(), "payouts-pglite-"));
   onCleanup(async () => rmSync(dataDir, { recursive: true, force: true }));
   const port = freePort();
-  spawnRole("all", { ...WEBHOOKS, DATABASE_URL: "", AMQP_URL: "", DATA_DIR: dataDir, PORT: `${port}` });
+  const all = startMain(["--role=all"], {
+    ...WEBHOOKS,
+    DATABASE_URL: "",
+    AMQP_URL: "",
+    DATA_DIR: dataDir,
+    HOST: "127.0.0.1",
+    PORT: `${port}`,
+    LOG_LEVEL: "debug",
+    METRICS_PORT: "0",
+  });
   const base = `http://127.0.0.1:${port}`;
   // PGlite takes 10 to 21 s to start on a loaded machine: wait for readiness, not a guess.
   await eventually(
@@ -47,9 +57,18 @@ test("role all on the embedded PGlite delivers a payout's whole life, signed", a
     90_000,
     200,
   );
+  // The embedded default made its development key: in $DATA_DIR/dev-api-key (0600), printed once
+  // plainly, never in a log line (at debug level); the api takes it.
+  const file = join(dataDir, "dev-api-key");
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  const key = readFileSync(file, "utf8").trim();
+  expect(key).toMatch(/^pk_/);
+  const printed = await all.line((line) => line.includes(key));
+  expect(printed.startsWith("{")).toBe(false);
+  expect((await fetch(`${base}/api/payouts/`)).status).toBe(401);
   const r = receiver();
-  r.secrets.push((await post(base, "/api/webhook-endpoints/", { url: r.url })).secret);
-  const { id } = await post(base, "/api/payouts/", payout);
+  r.secrets.push((await post(base, "/api/webhook-endpoints/", { url: r.url }, key)).secret);
+  const { id } = await post(base, "/api/payouts/", payout, key);
   await eventually(async () => r.received.length >= 3, 30_000);
   // Order is not guaranteed: by the event's id, which is its time.
   const byTime = [...r.received].sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -58,6 +77,11 @@ test("role all on the embedded PGlite delivers a payout's whole life, signed", a
     ["payout.processing", id, true],
     ["payout.completed", id, true],
   ]);
+  all.child.kill("SIGTERM");
+  const { stdout, stderr } = await all.done;
+  const lines = [...stdout, ...stderr];
+  expect(lines.filter((line) => line.includes(key))).toHaveLength(1);
+  expect(lines.some((line) => line.includes('"msg":"development API key created"'))).toBe(true);
 }, 150_000);
 
 test("the api role delivers nothing; a worker role delivers what waited", async () => {
