@@ -3,7 +3,18 @@
 // created, on every core) and PostgreSQL on one machine, 64 clients creating back to back for
 // BENCH_SECONDS (default 30) per deadline. Every answer other than 201 (a 503 or 504) counts.
 // Usage: bun bench/deadline.ts [deadline_ms ...] (default: 800 2000). Loopback only.
-import { benchEnvironment, CONNECTIONS, load, randomPort, reset, roleEnv, spawnChild, stop, waitReady } from "./lib";
+import {
+  benchEnvironment,
+  benchKey,
+  CONNECTIONS,
+  load,
+  randomPort,
+  reset,
+  roleEnv,
+  spawnChild,
+  stop,
+  waitReady,
+} from "./lib";
 
 const deadlines = Bun.argv.slice(2).map(Number);
 const secs = Number(process.env.BENCH_SECONDS ?? 30);
@@ -24,7 +35,7 @@ try {
       stderr: "inherit",
     });
     await waitReady(`http://127.0.0.1:${port}/health/ready`);
-    const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, secs);
+    const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, secs, "POST", await benchKey(env));
     const [paid] = await env.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM payouts WHERE status = 'COMPLETED'`;
     await stop(api);
     await stop(worker);

@@ -7,6 +7,7 @@
 import { appendFileSync } from "node:fs";
 import {
   benchEnvironment,
+  benchKey,
   CONNECTIONS,
   load,
   machine,
@@ -46,7 +47,7 @@ async function createRun(count: number) {
     stderr: "inherit",
   });
   await waitReady(`http://127.0.0.1:${port}/health/ready`);
-  const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, seconds);
+  const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, seconds, "POST", await benchKey(env));
   await stop(api);
   return { endpoints: count, ...result, ...(await counts()) };
 }

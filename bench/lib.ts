@@ -168,17 +168,53 @@ export async function stop(proc: Bun.Subprocess) {
 
 export type LoadResult = { requests: number; errors: number; rps: number; p50_ms: number; p99_ms: number };
 
-/** bench/load.ts in its own process: `connections` clients for `secs` seconds. */
-export async function load(url: string, connections: number, secs: number, method = "POST"): Promise<LoadResult> {
-  const proc = Bun.spawn(["bun", "bench/load.ts", url, String(connections), String(secs), method], { stdout: "pipe" });
+/** bench/load.ts in its own process: `connections` clients for `secs` seconds, sending `key`. */
+export async function load(
+  url: string,
+  connections: number,
+  secs: number,
+  method: string,
+  key: string,
+): Promise<LoadResult> {
+  const proc = Bun.spawn(["bun", "bench/load.ts", url, String(connections), String(secs), method], {
+    stdout: "pipe",
+    env: { ...process.env, BENCH_API_KEY: key },
+  });
   return JSON.parse(await new Response(proc.stdout).text());
 }
 
-/** Empties every table, and declares and empties the service's queue and the floor's. */
+const keys = new Map<string, Promise<string>>();
+
+/**
+ * The bench's API key in `env`'s database, made once by the keys role as an operator makes one
+ * (reset() keeps api_keys): every run of the api is measured with authentication on.
+ */
+export function benchKey(env: { databaseUrl: string }): Promise<string> {
+  let key = keys.get(env.databaseUrl);
+  if (!key) {
+    key = (async () => {
+      const proc = Bun.spawn(
+        ["bun", "src/main.ts", "--role=keys", "create", "--name", "bench", "--scopes", "payouts:read,payouts:write"],
+        {
+          env: { ...process.env, DATABASE_URL: env.databaseUrl, LOG_LEVEL: "error" },
+          stdout: "pipe",
+          stderr: "inherit",
+        },
+      );
+      const out = await new Response(proc.stdout).text();
+      if ((await proc.exited) !== 0) throw new Error(`bench: --role=keys create failed: ${out}`);
+      return (JSON.parse(out) as { secret: string }).secret;
+    })();
+    keys.set(env.databaseUrl, key);
+  }
+  return key;
+}
+
+/** Empties every table but the API keys, and declares and empties the service's queue and the floor's. */
 export async function reset(env: BenchEnvironment) {
   const tables = await env.sql<
     { name: string }[]
-  >`SELECT format('%I', tablename) AS name FROM pg_tables WHERE schemaname = 'public'`;
+  >`SELECT format('%I', tablename) AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'api_keys'`;
   await env.sql.unsafe(`TRUNCATE ${tables.map((t) => t.name).join(", ")}`);
   const connection = await amqp.connect(env.amqpUrl);
   const channel = await connection.createConfirmChannel();

@@ -1,6 +1,7 @@
 // HTTP load generator for the create benchmark, run as its own process so that it does not share
 // an event loop with what it measures. Usage: bun bench/load.ts <url> <connections> <seconds> [GET]
-// POSTs a payout (expecting 201), or GETs the url (expecting 200).
+// POSTs a payout (expecting 201), or GETs the url (expecting 200), with the API key in
+// BENCH_API_KEY (Authorization: Bearer) as every client of the api sends one.
 // Prints one JSON object: requests, errors, rps, p50_ms, p99_ms.
 export {};
 
@@ -13,6 +14,9 @@ const body = JSON.stringify({
   recipient_details: "40817810099910004312, BIC 044525225, Ivanov I.I.",
   comment: "benchmark",
 });
+const authorization: Record<string, string> = process.env.BENCH_API_KEY
+  ? { authorization: `Bearer ${process.env.BENCH_API_KEY}` }
+  : {};
 const latencies: number[] = [];
 let errors = 0;
 const deadline = performance.now() + Number(seconds) * 1000;
@@ -23,8 +27,12 @@ async function client() {
     try {
       const response =
         method === "GET"
-          ? await fetch(url)
-          : await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+          ? await fetch(url, { headers: authorization })
+          : await fetch(url, {
+              method: "POST",
+              headers: { ...authorization, "content-type": "application/json" },
+              body,
+            });
       await response.arrayBuffer();
       if (response.status !== (method === "GET" ? 200 : 201)) errors++;
     } catch {

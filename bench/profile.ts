@@ -11,6 +11,7 @@ import { QUEUE } from "../src/queue/rabbitmq/topology";
 import {
   awaitDrained,
   benchEnvironment,
+  benchKey,
   CONNECTIONS,
   cpuSeconds,
   enqueue,
@@ -137,7 +138,13 @@ try {
   await subscribe(env, "http://127.0.0.1:9/webhooks");
   await profiled("create", "api", {}, async (port) => {
     await waitReady(`http://127.0.0.1:${port}/health/ready`);
-    const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, seconds);
+    const result = await load(
+      `http://127.0.0.1:${port}/api/payouts/`,
+      CONNECTIONS,
+      seconds,
+      "POST",
+      await benchKey(env),
+    );
     return `${result.requests} creates, ${result.rps}/s, p99 ${result.p99_ms} ms`;
   });
   await reset(env);

@@ -3,7 +3,8 @@
 //
 // 0. pgbench: PostgreSQL's own single-row INSERT at the load test's concurrency (second anchor);
 // 1. create: POST /api/payouts/ at 64 connections for 10 s, against the create floor
-//    (bench/floor-create.ts), then against the api role;
+//    (bench/floor-create.ts), then against the api role, every request with an API key (made by
+//    the keys role); then the key's cost per request in-process (bench/guard.ts);
 // 2. drain: 50,000 queued payouts, drained by the drain floor (bench/floor-drain.ts), then by the
 //    worker role on its default settings with gateway latency 0;
 // 3. latency-bound: 10,000 payouts, gateway latency 500 ms, 2 threads x 500 in flight.
@@ -19,10 +20,12 @@
 import { appendFileSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { QUEUE } from "../src/queue/rabbitmq/topology";
+import { guardCost } from "./guard";
 import {
   awaitDrained,
   backendCpuSeconds,
   benchEnvironment,
+  benchKey,
   brokerCpuSeconds,
   CONNECTIONS,
   cpuSeconds,
@@ -138,7 +141,7 @@ async function createBench(command: string[], readyPath: string, webhooks = fals
   const peak = peakRss(proc.pid);
   const broker = brokerCpuSeconds();
   const app = cpuSeconds(proc.pid);
-  const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, seconds);
+  const result = await load(`http://127.0.0.1:${port}/api/payouts/`, CONNECTIONS, seconds, "POST", await benchKey(env));
   const cpu = {
     app: cpuSeconds(proc.pid) - app,
     postgres: await backendCpuSeconds(env),
@@ -190,6 +193,11 @@ const worker = ["bun", "src/main.ts", "--role=worker"];
 const calibration = await pgbench();
 const floorCreate = await createBench(["bun", "bench/floor-create.ts"], "/");
 const create = await createBench(api, "/health/ready", true);
+// The key's cost: the guard's time per request, against the api process's CPU per create. With the
+// api's CPU the bottleneck (the worst case), the create rate with keys is this share of the rate
+// without: 1 - guard / (api CPU per create).
+const guard = await guardCost(env.databaseUrl, await benchKey(env));
+const keyedShare = Number((1 - guard.guard_us / create.cpu.app_us).toFixed(3));
 const floorDrain = await drainBench(["bun", "bench/floor-drain.ts"], FLOOR_QUEUE, DRAIN_COUNT);
 const drain = await drainBench(worker, QUEUE, DRAIN_COUNT, { GATEWAY_LATENCY_MS: "0", ...webhookEnv }, true);
 const slots = LATENCY_THREADS * LATENCY_CONCURRENCY;
@@ -213,6 +221,7 @@ const checks = {
   create_p99: ratio(create.p99_ms, floorCreate.p99_ms) <= 2,
   create_errors: create.errors === 0 && floorCreate.errors === 0,
   create_logged: create.log_lines >= create.requests,
+  keyed_create_rate: keyedShare >= 0.95,
   drain_rate: ratio(drain.rate, floorDrain.rate) >= 0.5,
   latency_bound: ratio(latency.rate, bound) >= 0.9,
   api_rss: create.rss_mb <= 100,
@@ -227,7 +236,8 @@ const missed = met.filter(([, ok]) => !ok).map(([k]) => k);
 const summary =
   `pgbench ${calibration}/s | ` +
   `create ${create.rps}/s = ${ratio(create.rps, floorCreate.rps)}x floor ${floorCreate.rps}/s (${ratio(create.rps, calibration)}x pgbench), ` +
-  `p99 ${create.p99_ms} ms = ${ratio(create.p99_ms, floorCreate.p99_ms)}x floor ${floorCreate.p99_ms} ms, errors ${create.errors}, rss ${create.rss_mb} MB | ` +
+  `p99 ${create.p99_ms} ms = ${ratio(create.p99_ms, floorCreate.p99_ms)}x floor ${floorCreate.p99_ms} ms, errors ${create.errors}, rss ${create.rss_mb} MB, ` +
+  `API key ${guard.guard_us} us per request = ${keyedShare}x the rate without | ` +
   `drain ${drain.rate}/s = ${ratio(drain.rate, floorDrain.rate)}x floor ${floorDrain.rate}/s (${ratio(drain.rate, calibration)}x pgbench), rss ${drain.rss_mb} MB | ` +
   `latency-bound ${latency.rate}/s of ${bound}/s (${ratio(latency.rate, bound)}), rss ${latency.rss_mb} MB | ` +
   `targets ${met.length - missed.length}/${met.length} met${missed.length ? ` (missed: ${missed.join(", ")})` : ""}`;
@@ -243,6 +253,7 @@ appendFileSync(
     `| create p50 / p99 | ${create.p50_ms} / ${create.p99_ms} ms | ${floorCreate.p50_ms} / ${floorCreate.p99_ms} ms | p99 ${ratio(create.p99_ms, floorCreate.p99_ms)}x | p99 <= 2x | ${yes(checks.create_p99)} |\n` +
     `| create errors | ${create.errors} of ${create.requests} | ${floorCreate.errors} of ${floorCreate.requests} | | 0 | ${yes(checks.create_errors)} |\n` +
     `| request log lines at info | ${create.log_lines} | none | | one per request | ${yes(checks.create_logged)} |\n` +
+    `| API key check per request (bench/guard.ts, in-process, median of 11 rounds): with / without the guard; create rate with keys / without, worst case (1 - guard / api CPU per create) | ${guard.with_us} / ${guard.without_us} us: ${guard.guard_us} us | api ${create.cpu.app_us} us CPU per create | ${keyedShare}x | >= 0.95x | ${yes(checks.keyed_create_rate)} |\n` +
     `| create CPU per request, us: process / PostgreSQL backends / RabbitMQ | ${cpuCell(create.cpu)} | ${cpuCell(floorCreate.cpu)} | | | |\n` +
     `| api RSS (peak) | ${create.rss_mb} MB | ${floorCreate.rss_mb} MB | | <= 100 MB | ${yes(checks.api_rss)} |\n` +
     `| drain: ${DRAIN_COUNT} payouts, gateway latency 0, default settings | ${drain.rate}/s | ${floorDrain.rate}/s | ${ratio(drain.rate, floorDrain.rate)}x | >= 0.5x | ${yes(checks.drain_rate)} |\n` +

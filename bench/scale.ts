@@ -24,6 +24,7 @@ import { nextCursor, validateListQuery } from "../src/payouts/validation";
 import { outboxOptions } from "../src/roles/options";
 import {
   benchEnvironment,
+  benchKey,
   CONNECTIONS,
   keepAnalyzed,
   load,
@@ -278,17 +279,23 @@ async function measure(t: Target, label: string) {
   });
   await waitReady(`http://127.0.0.1:${port}/health/ready`);
   const base = `http://127.0.0.1:${port}/api/payouts/`;
-  await load(base, LIST_CONNECTIONS, LIST_SECONDS, "GET"); // warm-up: the JIT, the pool, the cache
+  const key = await benchKey(t.env);
+  await load(base, LIST_CONNECTIONS, LIST_SECONDS, "GET", key); // warm-up: the JIT, the pool, the cache
   const latencies: Record<string, { first: number; deep?: number; depth: number }> = {};
   for (const { filter, query, deep, depth } of list) {
-    const first = await load(`${base}?${query}`, LIST_CONNECTIONS, LIST_SECONDS, "GET");
-    const deepPage = deep ? await load(`${base}?cursor=${deep}`, LIST_CONNECTIONS, LIST_SECONDS, "GET") : undefined;
+    const first = await load(`${base}?${query}`, LIST_CONNECTIONS, LIST_SECONDS, "GET", key);
+    const deepPage = deep
+      ? await load(`${base}?cursor=${deep}`, LIST_CONNECTIONS, LIST_SECONDS, "GET", key)
+      : undefined;
     if (first.errors || deepPage?.errors) throw new Error(`bench: GET ${filter} answered errors`);
     latencies[filter] = { first: first.p99_ms, deep: deepPage?.p99_ms, depth };
   }
   const plans = await sortedPlans(t, list);
   // Twice, the better one counts: on a shared machine a neighbour's burst only ever slows a run.
-  const creates = [await load(base, CONNECTIONS, seconds), await load(base, CONNECTIONS, seconds)];
+  const creates = [
+    await load(base, CONNECTIONS, seconds, "POST", key),
+    await load(base, CONNECTIONS, seconds, "POST", key),
+  ];
   const create = creates.reduce((best, run) => (run.rps > best.rps ? run : best));
   await stop(api);
   log(`${label}: create ${creates.map((c) => `${c.rps}/s p99 ${c.p99_ms} ms`).join(", ")}`);

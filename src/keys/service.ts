@@ -1,10 +1,13 @@
 import { desc, eq, lt, sql } from "drizzle-orm";
+import { type Availability, alwaysAvailable, FAULT_POLICIES } from "../db/availability";
 import type { Db } from "../db/client";
+import { DatabaseUnavailableError, isDatabaseUnavailable, noAnswerWithin } from "../db/errors";
 import { type ApiKeyRow, apiKeys } from "../db/schema";
 import { KeyConflict, MissingScope, NotFound, ValidationFailed } from "../errors";
 import type { Clock } from "../lib/clock";
 import { type PageQuery, page, unfilteredList } from "../lib/lists";
 import type { Logger } from "../lib/log";
+import { deadline } from "../lib/timers";
 import {
   type ApiKey,
   type ApiKeyWithSecret,
@@ -74,7 +77,18 @@ const missing = (caller: Caller, needed: readonly string[]) =>
  * answer that creates it (create, roll).
  */
 export function keyService(
-  { db, clock, log }: { db: Db; clock: Clock; log: Logger },
+  {
+    db,
+    clock,
+    log,
+    availability = alwaysAvailable,
+  }: {
+    db: Db;
+    clock: Clock;
+    log: Logger;
+    /** The api's: a key not in the cache is refused with a 503 at once while the database is out of reach. */
+    availability?: Availability;
+  },
   { cacheTtlMs, lastUsedFlushMs = 30_000 }: KeyServiceOptions,
 ) {
   /** SHA-256 of a presented key -> the caller it proved, until `until` (the clock's ms). */
@@ -128,6 +142,21 @@ export function keyService(
     flushTimer.unref?.();
   };
 
+  const readKey = async (id: string) =>
+    (
+      await db
+        .select({
+          scopes: apiKeys.scopes,
+          secretHash: apiKeys.secretHash,
+          previousSecretHash: apiKeys.previousSecretHash,
+          previousSecretExpiresAt: apiKeys.previousSecretExpiresAt,
+          expiresAt: apiKeys.expiresAt,
+          revokedAt: apiKeys.revokedAt,
+        })
+        .from(apiKeys)
+        .where(eq(apiKeys.id, id))
+    )[0];
+
   /**
    * The caller a key proves, or undefined. A well-formed key always costs one read by its id, one
    * hash and two constant-time comparisons, whether or not the id exists, the secret is right or
@@ -139,17 +168,17 @@ export function keyService(
       sameDigest(hashSecret(token), DUMMY_DIGEST);
       return undefined;
     }
-    const [row] = await db
-      .select({
-        scopes: apiKeys.scopes,
-        secretHash: apiKeys.secretHash,
-        previousSecretHash: apiKeys.previousSecretHash,
-        previousSecretExpiresAt: apiKeys.previousSecretExpiresAt,
-        expiresAt: apiKeys.expiresAt,
-        revokedAt: apiKeys.revokedAt,
-      })
-      .from(apiKeys)
-      .where(eq(apiKeys.id, key.id));
+    // A key that must be read while the database is out of reach is a 503 (try again), never a
+    // 401 (which says the key is bad), and within the answer policy of every other read: no
+    // request waits on a dead connection.
+    if (!availability.available) throw new DatabaseUnavailableError("the database cannot be reached");
+    let row: Awaited<ReturnType<typeof readKey>>;
+    try {
+      row = await deadline(readKey(key.id), FAULT_POLICIES.answer.withinMs, noAnswerWithin);
+    } catch (error) {
+      if (isDatabaseUnavailable(error) && !(error instanceof DatabaseUnavailableError)) availability.lost();
+      throw error;
+    }
     const presented = hashSecret(key.secret);
     const current = sameDigest(presented, row?.secretHash ?? DUMMY_DIGEST);
     const previous = sameDigest(presented, row?.previousSecretHash ?? DUMMY_DIGEST);

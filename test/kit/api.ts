@@ -57,7 +57,7 @@ export function testApi(
   const log = options.log ?? quiet;
   const keyDatabase = options.keyDatabase ?? database;
   const keys = keyService(
-    { db: keyDatabase.db, clock: systemClock, log },
+    { db: keyDatabase.db, availability: keyDatabase.availability, clock: systemClock, log },
     { cacheTtlMs: loadConfig({}).apiKeyCacheTtlMs },
   );
   const handedOff: string[] = [];

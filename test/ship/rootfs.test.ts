@@ -72,7 +72,7 @@ describe.skipIf(refused !== undefined)("the binary in a minimal read-only root, 
   }, 30_000);
 
   /** Runs the binary in the root; its output is the test's (stderr) or dropped (stdout). */
-  function enter(args: string[], env: Record<string, string>): Subprocess {
+  function enter(args: string[], env: Record<string, string>, stdout: "ignore" | "pipe" = "ignore"): Subprocess {
     const child = Bun.spawn(["unshare", "--mount", "--pid", "--fork", "sh", "-c", ENTER, "sh", root, ...args], {
       // Only what the image's environment would hold, and PATH for the mount and chroot above.
       env: {
@@ -85,7 +85,7 @@ describe.skipIf(refused !== undefined)("the binary in a minimal read-only root, 
         ...env,
       },
       stdin: "ignore",
-      stdout: "ignore",
+      stdout,
       stderr: "inherit",
     });
     running.push(child);
@@ -142,12 +142,21 @@ describe.skipIf(refused !== undefined)("the binary in a minimal read-only root, 
     expect(readdirSync(root).sort().join(",")).toMatch(/^app,lib(,lib64)?,proc(,usr)?$/);
   }, 30_000);
 
-  test("a payout posted to that api is paid by that worker: COMPLETED", async () => {
+  test("a payout posted to that api, with a key made by --role=keys there, is paid by that worker: COMPLETED", async () => {
     await eventually(async () => (await fetch(`${api()}/health/ready`).catch(() => undefined))?.ok, 30_000, 200);
+    const keys = enter(
+      ["--role=keys", "create", "--name", "rootfs", "--scopes", "payouts:read,payouts:write"],
+      {},
+      "pipe",
+    );
+    const made = await new Response(keys.stdout as ReadableStream).text();
+    expect(await keys.exited).toBe(0);
+    const { secret } = JSON.parse(made) as { secret: string };
     const payout = await createAndAwaitCompleted(
       api(),
       { amount: "65.53", currency: "USD", recipient_details: "minimal root" },
       30_000,
+      secret,
     );
     expect(payout).toMatchObject({ amount: "65.53", status: "COMPLETED" });
   }, 60_000);

@@ -3,6 +3,7 @@
 // before validation, escalation and roll overlaps through the HTTP API.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
+import { connectPostgres } from "../../../src/db/client";
 import { SCOPES, type Scope } from "../../../src/keys/model";
 import { bearer, createKey, testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
@@ -109,6 +110,19 @@ describe("401", () => {
     expect(answers).toEqual(cases.map(([name]) => ({ name, ...expected })));
     // The same key, valid, is let through: the 401s above are the key's, not the route's.
     expect((await keyless.request("GET", "/api/payouts/", undefined, bearer(valid))).status).toBe(200);
+  });
+
+  test("with the database out of reach, a key not in the cache is a 503 to retry, never a 401", async () => {
+    const down = connectPostgres("postgres://postgres@127.0.0.1:1/none", 1, "t");
+    try {
+      const key = await createKey(database, ["payouts:read"]);
+      const response = await testApi(down, { key }).request("GET", "/api/payouts/");
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("1");
+      expect(response.body.code).toBe("database_unavailable");
+    } finally {
+      await down.close();
+    }
   });
 
   test("authentication comes before validation: a bad body, an unknown id, a missing route tell nothing", async () => {

@@ -1,7 +1,7 @@
 // The program as operators start it: roles that need real services say so, a wrong setting stops
 // it with a message naming the variable, and with no URLs at all it runs on PGlite end to end.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAndAwaitCompleted, freePort } from "../../kit/processes";
@@ -122,10 +122,13 @@ describe("the embedded default", () => {
       const base = `http://127.0.0.1:${port}`;
 
       await eventually(async () => (await fetch(`${base}/health/ready`).catch(() => undefined))?.ok, 45_000, 100);
+      // The newcomer's key: the embedded default made it on its first start.
+      const key = readFileSync(join(dataDir, "dev-api-key"), "utf8").trim();
       const done = await createAndAwaitCompleted(
         base,
         { amount: "12.34", currency: "EUR", recipient_details: "embedded" },
         30_000,
+        key,
       );
       expect(done).toMatchObject({ amount: "12.34", status: "COMPLETED", failure_reason: null });
       expect(done.processed_at).toEqual(expect.any(String));
