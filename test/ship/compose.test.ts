@@ -131,9 +131,9 @@ describe("compose.yaml", () => {
     }
   });
 
-  test("migrate, api and worker are the one image, built once under the README's tag, each started in its role", () => {
+  test("migrate, api and worker are the one image, built once under the documented tag, each started in its role", () => {
     expect(service("api").image).toBe("payouts:local");
-    expect(read("README.md").includes("docker build -t payouts:local .")).toBe(true);
+    expect(read("docs/operations.md").includes("docker build -t payouts:local .")).toBe(true);
     // One service builds it; the others run that image and never pull or build one of their own.
     expect(Object.keys(services).filter((name) => service(name).build !== undefined)).toEqual(["migrate"]);
     expect(service("migrate").build).toBe(".");
