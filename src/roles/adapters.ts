@@ -1,7 +1,7 @@
 // Which adapter plays each port (database, broker, gateway, clock): chosen here and nowhere else,
 // for every role and the worker thread alike.
 
-import { type Config, ConfigError, type Role } from "../config";
+import { type Config, ConfigError, parseSecretKeys, type Role } from "../config";
 import { connectPostgres, type Database, openPglite } from "../db/client";
 import { simulatedGateway } from "../gateway/simulated";
 import { compiledBinary } from "../lib/binary";
@@ -13,6 +13,8 @@ import { memoryQueue } from "../queue/memory";
 import type { Consumer, Publisher } from "../queue/port";
 import { rabbitConsumer } from "../queue/rabbitmq/consumer";
 import { rabbitPublisher } from "../queue/rabbitmq/publisher";
+import { localSecretKey } from "../webhooks/local-key";
+import { type SecretBox, secretBox } from "../webhooks/secret-box";
 import { consumerOptions, gatewayOptions, retryPolicy } from "./options";
 
 /** The time of day every role decides by: the machine's (tests pass others to what they build). */
@@ -71,4 +73,21 @@ export async function startProcessing(config: Config, database: Database, consum
     { ...retryPolicy(config), maxCalls: config.workerConcurrency },
   );
   await consumer.start(processor);
+}
+
+/**
+ * The keys that seal webhook signing secrets: WEBHOOK_SECRET_KEYS; on the embedded default without
+ * it, the key file under DATA_DIR (made on the first start). With DATABASE_URL and no
+ * WEBHOOK_SECRET_KEYS a role that reads or writes endpoints does not start: secrets are never
+ * stored in clear, and never under a key kept beside the data.
+ */
+export function webhookSecretBox(config: Config, role: Role): SecretBox {
+  if (config.webhookSecretKeys) return secretBox(config.webhookSecretKeys);
+  if (config.databaseUrl) {
+    throw new ConfigError(
+      `--role=${role} with DATABASE_URL needs WEBHOOK_SECRET_KEYS: <id>:<base64 of 32 random bytes>, the key that encrypts webhook signing secrets (make one with: openssl rand -base64 32)`,
+    );
+  }
+  const local = localSecretKey(config.dataDir);
+  return secretBox(parseSecretKeys(local.keys, local.path));
 }

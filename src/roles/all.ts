@@ -5,7 +5,8 @@ import { migratePglite } from "../db/migrate";
 import { DEV_KEY_FILE, ensureDevKey } from "../keys/dev-key";
 import type { Logger } from "../lib/log";
 import { recoverInProcess } from "../payouts/processing/outbox";
-import { brokerOrMemory, embeddedOrPostgres, requireEmbeddable, startProcessing } from "./adapters";
+import type { SecretBox } from "../webhooks/secret-box";
+import { brokerOrMemory, embeddedOrPostgres, requireEmbeddable, startProcessing, webhookSecretBox } from "./adapters";
 import { databaseComponent, httpComponent, keysComponent, processingComponents } from "./components";
 import { migrateOrExit } from "./migrate";
 import { type Component, resource, run } from "./run";
@@ -35,7 +36,7 @@ async function announceDevKey(config: Config, database: Database, log: Logger): 
  * stops them in reverse: the api stops accepting and answers what is in flight first, so that
  * every payout it created is handed to the outbox, which publishes it before the queue closes.
  */
-function allComponents(config: Config, log: Logger): Component[] {
+function allComponents(config: Config, log: Logger, box: SecretBox): Component[] {
   const database = databaseComponent("database", () => embeddedOrPostgres(config));
   const migrations = {
     name: "migrations",
@@ -67,6 +68,7 @@ function allComponents(config: Config, log: Logger): Component[] {
     publisher,
     processing,
     payoutsInFlight: () => queue.current?.consumer.inFlight ?? 0,
+    box,
   });
   const keys = keysComponent(config, log, database);
   return [
@@ -76,13 +78,13 @@ function allComponents(config: Config, log: Logger): Component[] {
     queue,
     ...components,
     keys,
-    httpComponent(config, log, database, publisher, outbox, keys),
+    httpComponent(config, log, database, publisher, outbox, keys, box),
   ];
 }
 
 export async function allRole(config: Config, log: Logger): Promise<void> {
   requireEmbeddable(config);
-  await run(allComponents(config, log), log);
+  await run(allComponents(config, log, webhookSecretBox(config, "all")), log);
   log.info("running every role in one process", {
     database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,
     queue: config.amqpUrl ? "rabbitmq" : "in-process",

@@ -7,7 +7,7 @@ import { type Clock, systemClock } from "../../../src/lib/clock";
 import { createLogger } from "../../../src/lib/log";
 import { registry } from "../../../src/metrics";
 import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery/loop";
-import { testApi } from "../../kit/api";
+import { LOCAL_WEBHOOKS, testApi, testBox } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { createPayout, query } from "../../kit/fixtures";
 import { type Answer, startReceiver } from "../../kit/receiver";
@@ -15,7 +15,7 @@ import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const api = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 86_400_000 } });
+const api = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 86_400_000 } });
 
 const run = async (statement: SQL) => {
   await database.db.execute(statement);
@@ -34,6 +34,7 @@ const OPTIONS: DeliveryOptions = {
   retryBaseDelayMs: 100,
   disableAfter: 10,
   allowPrivateNetworks: true,
+  allowHttp: true,
   concurrency: 8,
   perEndpoint: 8,
   pollIntervalMs: 20,
@@ -48,7 +49,10 @@ function deliver(options: Partial<DeliveryOptions> = {}, clock: Clock = systemCl
     raw.push(line);
     lines.push(JSON.parse(line));
   });
-  const deliveries = startDeliveries(database.db, { ...OPTIONS, ...options }, clock, log, payoutsInFlight);
+  const deliveries = startDeliveries(
+    { db: database.db, box: testBox(), clock, log, payoutsInFlight },
+    { ...OPTIONS, ...options },
+  );
   stops.push(() => deliveries.stop());
   return { lines, raw, attempts: () => lines.filter((l) => l.msg === "webhook attempt") };
 }
@@ -304,7 +308,7 @@ describe("rotation and addresses", () => {
   });
 
   test("after the overlap, only the new secret verifies", async () => {
-    const noOverlap = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 0 } });
+    const noOverlap = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 0 } });
     const r = receiver();
     const e = await endpoint(r.url);
     const rotated = await noOverlap.request("POST", `/api/webhook-endpoints/${e.id}/rotate-secret/`);
