@@ -76,18 +76,25 @@ export async function startProcessing(config: Config, database: Database, consum
 }
 
 /**
- * The keys that seal webhook signing secrets: WEBHOOK_SECRET_KEYS; on the embedded default without
- * it, the key file under DATA_DIR (made on the first start). With DATABASE_URL and no
- * WEBHOOK_SECRET_KEYS a role that reads or writes endpoints does not start: secrets are never
- * stored in clear, and never under a key kept beside the data.
+ * With DATABASE_URL, a role that reads or writes webhook endpoints needs WEBHOOK_SECRET_KEYS: it
+ * does not start without it, so secrets are never stored in clear, nor under a key kept beside
+ * the data. Checked before anything starts.
  */
-export function webhookSecretBox(config: Config, role: Role): SecretBox {
-  if (config.webhookSecretKeys) return secretBox(config.webhookSecretKeys);
-  if (config.databaseUrl) {
+export function requireSecretKeys(config: Config, role: Role) {
+  if (config.databaseUrl && !config.webhookSecretKeys) {
     throw new ConfigError(
       `--role=${role} with DATABASE_URL needs WEBHOOK_SECRET_KEYS: <id>:<base64 of 32 random bytes>, the key that encrypts webhook signing secrets (make one with: openssl rand -base64 32)`,
     );
   }
+}
+
+/**
+ * The keys that seal webhook signing secrets: WEBHOOK_SECRET_KEYS; on the embedded default without
+ * it, the key file under DATA_DIR, made on the first start. Called once the embedded database has
+ * opened its directory: PGlite creates its cluster only in an empty one.
+ */
+export function webhookSecretBox(config: Config): SecretBox {
+  if (config.webhookSecretKeys) return secretBox(config.webhookSecretKeys);
   const local = localSecretKey(config.dataDir);
   return secretBox(parseSecretKeys(local.keys, local.path));
 }

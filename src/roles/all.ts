@@ -5,8 +5,7 @@ import { migratePglite } from "../db/migrate";
 import { DEV_KEY_FILE, ensureDevKey } from "../keys/dev-key";
 import type { Logger } from "../lib/log";
 import { recoverInProcess } from "../payouts/processing/outbox";
-import type { SecretBox } from "../webhooks/secret-box";
-import { brokerOrMemory, embeddedOrPostgres, requireEmbeddable, startProcessing, webhookSecretBox } from "./adapters";
+import { brokerOrMemory, embeddedOrPostgres, requireEmbeddable, requireSecretKeys, startProcessing } from "./adapters";
 import { databaseComponent, httpComponent, keysComponent, processingComponents } from "./components";
 import { migrateOrExit } from "./migrate";
 import { type Component, resource, run } from "./run";
@@ -36,7 +35,7 @@ async function announceDevKey(config: Config, database: Database, log: Logger): 
  * stops them in reverse: the api stops accepting and answers what is in flight first, so that
  * every payout it created is handed to the outbox, which publishes it before the queue closes.
  */
-function allComponents(config: Config, log: Logger, box: SecretBox): Component[] {
+function allComponents(config: Config, log: Logger): Component[] {
   const database = databaseComponent("database", () => embeddedOrPostgres(config));
   const migrations = {
     name: "migrations",
@@ -61,14 +60,13 @@ function allComponents(config: Config, log: Logger, box: SecretBox): Component[]
     stop: () => queue.value.consumer.close(),
   };
   const publisher = () => queue.value.publisher;
-  const { outbox, components } = processingComponents({
+  const { outbox, secrets, components } = processingComponents({
     config,
     log,
     database,
     publisher,
     processing,
     payoutsInFlight: () => queue.current?.consumer.inFlight ?? 0,
-    box,
   });
   const keys = keysComponent(config, log, database);
   return [
@@ -78,13 +76,14 @@ function allComponents(config: Config, log: Logger, box: SecretBox): Component[]
     queue,
     ...components,
     keys,
-    httpComponent(config, log, database, publisher, outbox, keys, box),
+    httpComponent(config, log, database, publisher, outbox, keys, secrets),
   ];
 }
 
 export async function allRole(config: Config, log: Logger): Promise<void> {
   requireEmbeddable(config);
-  await run(allComponents(config, log, webhookSecretBox(config, "all")), log);
+  requireSecretKeys(config, "all");
+  await run(allComponents(config, log), log);
   log.info("running every role in one process", {
     database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,
     queue: config.amqpUrl ? "rabbitmq" : "in-process",

@@ -1,7 +1,6 @@
 import type { Config } from "../config";
 import type { Logger } from "../lib/log";
-import type { SecretBox } from "../webhooks/secret-box";
-import { brokerPublisher, postgres, requireUrls, webhookSecretBox } from "./adapters";
+import { brokerPublisher, postgres, requireSecretKeys, requireUrls } from "./adapters";
 import {
   databaseComponent,
   httpComponent,
@@ -19,22 +18,24 @@ import { type Component, run } from "./run";
  * outbox publishes those hand-offs and ends its relay pass; then the publisher closes, with
  * nothing left to publish; the database last.
  */
-function apiComponents(config: Config, log: Logger, box: SecretBox): Component[] {
+function apiComponents(config: Config, log: Logger): Component[] {
   const database = databaseComponent("database", () => postgres(config, config.dbPoolSize, "payouts-api"));
   const publisher = publisherComponent(() => brokerPublisher(config, log));
   const outbox = outboxComponent(config, log, database, () => publisher.value);
   const keys = keysComponent(config, log, database);
+  const secrets = webhookSecretsComponent(config, log, database);
   return [
     database,
-    webhookSecretsComponent(log, database, box),
+    secrets,
     publisher,
     outbox,
     keys,
-    httpComponent(config, log, database, () => publisher.value, outbox, keys, box),
+    httpComponent(config, log, database, () => publisher.value, outbox, keys, secrets),
   ];
 }
 
 export async function apiRole(config: Config, log: Logger): Promise<void> {
   requireUrls(config, "api", ["DATABASE_URL", "AMQP_URL"]);
-  await run(apiComponents(config, log, webhookSecretBox(config, "api")), log);
+  requireSecretKeys(config, "api");
+  await run(apiComponents(config, log), log);
 }

@@ -11,7 +11,7 @@ import { createOutbox, type Outbox } from "../payouts/processing/outbox";
 import type { Publisher } from "../queue/port";
 import { startDeliveries } from "../webhooks/delivery/loop";
 import { type SecretBox, sealStoredSecrets } from "../webhooks/secret-box";
-import { clock, postgres } from "./adapters";
+import { clock, postgres, webhookSecretBox } from "./adapters";
 import { apiGuard, apiPlugins } from "./http-features";
 import { deliveryOptions, keyPurgeOptions, keyServiceOptions, outboxOptions, webhookSettings } from "./options";
 import { type Component, type Resource, resource } from "./run";
@@ -66,16 +66,21 @@ export const keysComponent = (config: Config, log: Logger, database: Resource<Da
   );
 
 /**
- * Webhook signing secrets brought under the first key of WEBHOOK_SECRET_KEYS at start: those still
- * in clear (stored before they were encrypted) and those sealed with an older key (a rotation).
- * Every api and worker does it, each write conditional, so any number may start at once. A secret
- * sealed with a key no longer listed stops the start with a configuration error (exit 2): that key
- * was dropped before its secrets were sealed again, and deliveries to those endpoints could not be
- * signed. The processes already running, which still have it, keep going.
+ * The box that seals webhook signing secrets (see webhookSecretBox), once every stored secret is
+ * under its first key: those still in clear (stored before they were encrypted) and those sealed
+ * with an older key (a rotation) are sealed again at start. Every api and worker does it, each
+ * write conditional, so any number may start at once. A secret sealed with a key no longer listed
+ * stops the start with a configuration error (exit 2): that key was dropped before its secrets
+ * were sealed again, and deliveries to those endpoints could not be signed. The processes already
+ * running, which still have it, keep going.
  */
-export const webhookSecretsComponent = (log: Logger, database: Resource<Database>, box: SecretBox): Component => ({
-  name: "webhook secrets",
-  async start() {
+export const webhookSecretsComponent = (
+  config: Config,
+  log: Logger,
+  database: Resource<Database>,
+): Resource<SecretBox> =>
+  resource("webhook secrets", async () => {
+    const box = webhookSecretBox(config);
     const report = await sealStoredSecrets({ db: database.value.db, box });
     const unreadable = Object.entries(report.unreadable);
     if (unreadable.length > 0) {
@@ -90,9 +95,8 @@ export const webhookSecretsComponent = (log: Logger, database: Resource<Database
         were_under_another_key: report.resealed,
       });
     }
-  },
-  stop() {},
-});
+    return box;
+  });
 
 /**
  * The Elysia api on HOST:PORT. stop() first drains, then closes the listener and waits for the
@@ -105,7 +109,7 @@ export function httpComponent(
   publisher: () => Publisher,
   outbox: Resource<Outbox>,
   keys: Resource<KeyService>,
-  box: SecretBox,
+  secrets: Resource<SecretBox>,
 ): Component {
   let app: ReturnType<typeof createApp> | undefined;
   let draining = false;
@@ -123,7 +127,7 @@ export function httpComponent(
             clock,
             log,
             keys: keys.value,
-            box,
+            box: secrets.value,
             onCreated: (id) => outbox.value.handOff(id),
           },
           {
@@ -170,17 +174,16 @@ export function processingComponents({
   publisher,
   processing,
   payoutsInFlight,
-  box,
 }: {
   config: Config;
   log: Logger;
   database: Resource<Database>;
   publisher: () => Publisher;
   processing: Component;
-  box: SecretBox;
   /** Payouts this process is processing now: webhook deliveries yield to them. */
   payoutsInFlight: () => number;
-}): { outbox: Resource<Outbox>; components: Component[] } {
+}): { outbox: Resource<Outbox>; secrets: Resource<SecretBox>; components: Component[] } {
+  const secrets = webhookSecretsComponent(config, log, database);
   const outbox = outboxComponent(config, log, database, publisher);
   const keyPurge = resource(
     "key purge",
@@ -198,20 +201,20 @@ export function processingComponents({
     "webhook deliveries",
     () =>
       startDeliveries(
-        { db: webhookDatabase.value.db, box, clock, log: log.child({ component: "webhooks" }), payoutsInFlight },
+        {
+          db: webhookDatabase.value.db,
+          box: secrets.value,
+          clock,
+          log: log.child({ component: "webhooks" }),
+          payoutsInFlight,
+        },
         deliveryOptions(config),
       ),
     (running) => running.stop(),
   );
   return {
     outbox,
-    components: [
-      webhookSecretsComponent(log, database, box),
-      processing,
-      outbox,
-      keyPurge,
-      webhookDatabase,
-      deliveries,
-    ],
+    secrets,
+    components: [secrets, processing, outbox, keyPurge, webhookDatabase, deliveries],
   };
 }

@@ -3,8 +3,7 @@ import type { Database } from "../db/client";
 import { pathOf } from "../http/request-log";
 import type { Logger } from "../lib/log";
 import { metricsResponse, registry } from "../metrics";
-import type { SecretBox } from "../webhooks/secret-box";
-import { brokerPublisher, postgres, requireUrls, webhookSecretBox } from "./adapters";
+import { brokerPublisher, postgres, requireSecretKeys, requireUrls } from "./adapters";
 import { databaseComponent, processingComponents, publisherComponent } from "./components";
 import { type Component, resource, run } from "./run";
 import { startWorkerThreads, type WorkerThreads } from "./thread-supervisor";
@@ -64,7 +63,7 @@ function serveWorkerMetrics(
  * worker threads as its processing. The worker role relays too, so payouts whose hand-off failed
  * are published even while no api replica runs.
  */
-function workerComponents(config: Config, log: Logger, box: SecretBox): Component[] {
+function workerComponents(config: Config, log: Logger): Component[] {
   const threads = resource(
     "worker threads",
     () => startWorkerThreads({ log }, { count: config.workerThreads }),
@@ -90,12 +89,12 @@ function workerComponents(config: Config, log: Logger, box: SecretBox): Componen
     publisher: () => publisher.value,
     processing: threads,
     payoutsInFlight: () => threads.current?.inFlight ?? 0,
-    box,
   });
   return [metrics, database, publisher, ...components];
 }
 
 export async function workerRole(config: Config, log: Logger): Promise<void> {
   requireUrls(config, "worker", ["DATABASE_URL", "AMQP_URL"]);
-  await run(workerComponents(config, log, webhookSecretBox(config, "worker")), log);
+  requireSecretKeys(config, "worker");
+  await run(workerComponents(config, log), log);
 }
