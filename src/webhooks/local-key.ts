@@ -3,7 +3,7 @@ import { chmodSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } f
 import { join } from "node:path";
 
 /** The embedded default's key for webhook signing secrets, under DATA_DIR. */
-export const LOCAL_KEY_FILE = "webhook-secret-key";
+const LOCAL_KEY_FILE = "webhook-secret-key";
 
 /**
  * The embedded default's WEBHOOK_SECRET_KEYS (`bun run start` without DATABASE_URL): made on the

@@ -15,7 +15,7 @@ import { webhookEndpoints } from "../db/schema";
  */
 
 /** The same shape as the configuration's: an id stored with each secret, and 32 bytes. */
-export type SealingKey = { id: string; key: Buffer };
+type SealingKey = { id: string; key: Buffer };
 
 const VERSION = "v1";
 const IV_BYTES = 12;
@@ -82,7 +82,7 @@ export type SecretBox = ReturnType<typeof secretBox>;
 const IN_CLEAR = "whsec_";
 
 /** What sealStoredSecrets did, by count; `unreadable` by key id, for keys no longer listed. */
-export type SealingReport = { sealed: number; resealed: number; unreadable: Record<string, number> };
+type SealingReport = { sealed: number; resealed: number; unreadable: Record<string, number> };
 
 /**
  * Brings every stored signing secret under the current key: one in clear (stored before secrets

@@ -13,6 +13,7 @@ const fixtures = processingFixtures();
 
 const WORKER_ENV = {
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true",
+  WEBHOOK_ALLOW_HTTP: "true",
   WEBHOOK_TIMEOUT_MS: "1000",
   WEBHOOK_RETRY_BASE_DELAY_MS: "100",
   GATEWAY_LATENCY_MS: "0",
