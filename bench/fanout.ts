@@ -25,8 +25,8 @@ const env = await benchEnvironment("payouts_bench_fanout");
 
 async function endpoints(count: number) {
   await env.sql`
-    INSERT INTO webhook_endpoints (id, url, event_types, secret)
-    SELECT gen_random_uuid(), 'http://127.0.0.1:9/webhooks', enum_range(NULL::payout_event_type), 'whsec_' || md5(i::text)
+    INSERT INTO webhook_endpoints (id, url, event_types, secret, created_by, updated_by)
+    SELECT gen_random_uuid(), 'http://127.0.0.1:9/webhooks', enum_range(NULL::payout_event_type), 'whsec_' || md5(i::text), 'bench', 'bench'
     FROM generate_series(1, ${count}) AS i`;
 }
 

@@ -1,12 +1,15 @@
 // What `bun run bench` and `bun run bench -- --scale` share: a fresh database migrated with the
 // project's migrations and a vhost of their own, the processes under test started as
 // `bun run start` starts them, and their resident memory and CPU read from Linux /proc.
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import amqp from "amqplib";
 import postgres from "postgres";
+import { parseSecretKeys } from "../src/config";
 import { migratePostgres } from "../src/db/migrate";
 import { declareTopology, QUEUE } from "../src/queue/rabbitmq/topology";
+import { secretBox } from "../src/webhooks/secret-box";
 import { newSecret } from "../src/webhooks/signing";
 
 export const adminUrl = process.env.BENCH_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -77,6 +80,10 @@ export const randomPort = () => 18_000 + Math.floor(Math.random() * 1000);
 const startScript: string = (await Bun.file("package.json").json()).scripts.start;
 export const startEnv = Object.fromEntries([...startScript.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
 
+/** The bench's WEBHOOK_SECRET_KEYS, new each run: every role gets it, and subscribe() seals with it. */
+const BENCH_SECRET_KEYS = `bench:${randomBytes(32).toString("base64")}`;
+const benchBox = secretBox(parseSecretKeys(BENCH_SECRET_KEYS, "the bench's key"));
+
 /**
  * The environment a role of the service runs with in a bench: the run's database and vhost, the
  * start script's settings, request logs at info, and its metrics on `port` + 1000.
@@ -93,6 +100,7 @@ export const roleEnv = (
   LOG_LEVEL: "info",
   PORT: String(port),
   METRICS_PORT: String(port + 1000),
+  WEBHOOK_SECRET_KEYS: BENCH_SECRET_KEYS,
   ...extra,
 });
 
@@ -227,12 +235,14 @@ export async function reset(env: BenchEnvironment) {
 
 /**
  * Subscribes one webhook endpoint to every event type, as a client would through the api (the
- * delivering role needs WEBHOOK_ALLOW_PRIVATE_NETWORKS=true for a receiver on loopback).
+ * delivering role needs WEBHOOK_ALLOW_PRIVATE_NETWORKS=true and WEBHOOK_ALLOW_HTTP=true for a
+ * receiver on loopback over plain http).
  */
 export async function subscribe(env: BenchEnvironment, url: string) {
+  const id = Bun.randomUUIDv7();
   await env.sql`
-    INSERT INTO webhook_endpoints (id, url, event_types, secret)
-    VALUES (${Bun.randomUUIDv7()}, ${url}, enum_range(NULL::payout_event_type), ${newSecret()})`;
+    INSERT INTO webhook_endpoints (id, url, event_types, secret, created_by, updated_by)
+    VALUES (${id}, ${url}, enum_range(NULL::payout_event_type), ${benchBox.seal(newSecret(), id)}, 'bench', 'bench')`;
 }
 
 /** Stores `count` NEW payouts and publishes their ids to `queue` (confirmed), as the api would have. */

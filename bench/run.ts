@@ -100,7 +100,7 @@ const receiver = spawnChild(["bun", "bench/receiver.ts"], {
 });
 const receiverUrl = `http://127.0.0.1:${receiverPort}/`;
 await waitReady(receiverUrl);
-const webhookEnv = { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true" };
+const webhookEnv = { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true", WEBHOOK_ALLOW_HTTP: "true" };
 
 async function subscribed() {
   await fetch(receiverUrl, { method: "DELETE" });

@@ -36,8 +36,14 @@ export type Config = {
   webhookEndpointConcurrency: number;
   webhookSecretOverlapMs: number;
   webhookAllowPrivateNetworks: boolean;
+  webhookAllowHttp: boolean;
+  /** WEBHOOK_SECRET_KEYS: the first encrypts webhook signing secrets, every one decrypts; unset: none given. */
+  webhookSecretKeys: SecretKey[] | undefined;
   apiKeyCacheTtlMs: number;
 };
+
+/** A key that encrypts webhook signing secrets at rest (AES-256-GCM): its id is stored with each secret. */
+export type SecretKey = { id: string; key: Buffer };
 
 /** A wrong setting: the message names the variable, and the program stops. */
 export class ConfigError extends Error {}
@@ -94,6 +100,32 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/**
+ * A list of `id:base64(32 bytes)` entries, comma-separated: WEBHOOK_SECRET_KEYS, or the embedded
+ * default's key file (`source` names which). An error names the source and the entry's position,
+ * never the key material.
+ */
+export function parseSecretKeys(raw: string, source: string): SecretKey[] {
+  const keys = raw.split(",").map((entry, index) => {
+    const match = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/]{43}=)$/.exec(entry.trim());
+    if (!match) {
+      throw new ConfigError(
+        `${source} entry ${index + 1} must be <id>:<base64 of 32 bytes>, the id of 1 to 32 letters, digits, _ or - (make a key with: openssl rand -base64 32)`,
+      );
+    }
+    return { id: match[1] as string, key: Buffer.from(match[2] as string, "base64") };
+  });
+  const ids = keys.map((k) => k.id);
+  const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (repeated !== undefined) throw new ConfigError(`${source} names the key id "${repeated}" twice`);
+  return keys;
+}
+
+function secretKeys(env: Env, name: string): SecretKey[] | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === "" ? undefined : parseSecretKeys(raw, name);
+}
+
 const DAY_MS = 86_400_000;
 // Measured (bench/RESULTS.md, issue 17): api, worker and PostgreSQL on one loaded 2-core machine,
 // 64 clients creating, fewer than 0.1% of creates reach it while PostgreSQL is healthy.
@@ -140,6 +172,8 @@ export function loadConfig(env: Env = process.env): Config {
     webhookEndpointConcurrency: integer(env, "WEBHOOK_ENDPOINT_CONCURRENCY", 8, 1, 32),
     webhookSecretOverlapMs: integer(env, "WEBHOOK_SECRET_OVERLAP_MS", 86_400_000, 0, 31 * 86_400_000),
     webhookAllowPrivateNetworks: boolean(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
+    webhookAllowHttp: boolean(env, "WEBHOOK_ALLOW_HTTP", false),
+    webhookSecretKeys: secretKeys(env, "WEBHOOK_SECRET_KEYS"),
     // How long an api trusts a verified key without reading it again: the bound within which a
     // revocation or expiry reaches every replica. At most 10 s: the contract says a few seconds.
     apiKeyCacheTtlMs: integer(env, "API_KEY_CACHE_TTL_MS", 2000, 0, 10_000),

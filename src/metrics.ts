@@ -56,7 +56,7 @@ const processResidentMemory = registry.gauge(
 const WEBHOOK_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 export const webhookAttempts = registry.counter(
   "webhook_deliveries_total",
-  "Webhook delivery attempts, by outcome (success, http_error, timeout, network_error, refused_address)",
+  "Webhook delivery attempts, by outcome (success, http_error, timeout, network_error, refused_address, unreadable_secret)",
   ["outcome"],
 );
 export const webhookAttemptDuration = registry.histogram(

@@ -175,8 +175,10 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
   /** When it was last disabled (NULL while enabled): the fan-out still gives it the events that
    * happened before, while it was enabled (drizzle/0011_webhook_fanout.sql). */
   disabledAt: instant("disabled_at"),
+  /** The signing secret, sealed (src/webhooks/secret-box.ts): `v1:<key id>:<iv>:<ciphertext>`.
+   * Rows stored in clear before 0014 (`whsec_...`) are sealed by the api and worker at start. */
   secret: text("secret").notNull(),
-  /** The secret before the last rotation: it still signs until previous_secret_expires_at. */
+  /** The secret before the last rotation, sealed too: it still signs until previous_secret_expires_at. */
   previousSecret: text("previous_secret"),
   previousSecretExpiresAt: instant("previous_secret_expires_at"),
   /** Deliveries in a row that ended failed; WEBHOOK_DISABLE_AFTER of them disable the endpoint. */
@@ -185,6 +187,10 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
    * event has a created_at at or before the event's, which is what the fan-out compares. */
   createdAt: instant("created_at").notNull().default(sql`date_trunc('milliseconds', now())`),
   updatedAt: instant("updated_at").notNull().defaultNow(),
+  /** The API key that created it; `anonymous` for endpoints made before API keys existed. */
+  createdBy: text("created_by").notNull(),
+  /** Who changed it last (the API key, or `system`: the worker disabling it); the creator until then. */
+  updatedBy: text("updated_by").notNull(),
 });
 
 /**

@@ -1,7 +1,7 @@
 // Which adapter plays each port (database, broker, gateway, clock): chosen here and nowhere else,
 // for every role and the worker thread alike.
 
-import { type Config, ConfigError, type Role } from "../config";
+import { type Config, ConfigError, parseSecretKeys, type Role } from "../config";
 import { connectPostgres, type Database, openPglite } from "../db/client";
 import { simulatedGateway } from "../gateway/simulated";
 import { compiledBinary } from "../lib/binary";
@@ -13,6 +13,8 @@ import { memoryQueue } from "../queue/memory";
 import type { Consumer, Publisher } from "../queue/port";
 import { rabbitConsumer } from "../queue/rabbitmq/consumer";
 import { rabbitPublisher } from "../queue/rabbitmq/publisher";
+import { localSecretKey } from "../webhooks/local-key";
+import { type SecretBox, secretBox } from "../webhooks/secret-box";
 import { consumerOptions, gatewayOptions, retryPolicy } from "./options";
 
 /** The time of day every role decides by: the machine's (tests pass others to what they build). */
@@ -71,4 +73,28 @@ export async function startProcessing(config: Config, database: Database, consum
     { ...retryPolicy(config), maxCalls: config.workerConcurrency },
   );
   await consumer.start(processor);
+}
+
+/**
+ * With DATABASE_URL, a role that reads or writes webhook endpoints needs WEBHOOK_SECRET_KEYS: it
+ * does not start without it, so secrets are never stored in clear, nor under a key kept beside
+ * the data. Checked before anything starts.
+ */
+export function requireSecretKeys(config: Config, role: Role) {
+  if (config.databaseUrl && !config.webhookSecretKeys) {
+    throw new ConfigError(
+      `--role=${role} with DATABASE_URL needs WEBHOOK_SECRET_KEYS: <id>:<base64 of 32 random bytes>, the key that encrypts webhook signing secrets (make one with: openssl rand -base64 32)`,
+    );
+  }
+}
+
+/**
+ * The keys that seal webhook signing secrets: WEBHOOK_SECRET_KEYS; on the embedded default without
+ * it, the key file under DATA_DIR, made on the first start. Called once the embedded database has
+ * opened its directory: PGlite creates its cluster only in an empty one.
+ */
+export function webhookSecretBox(config: Config): SecretBox {
+  if (config.webhookSecretKeys) return secretBox(config.webhookSecretKeys);
+  const local = localSecretKey(config.dataDir);
+  return secretBox(parseSecretKeys(local.keys, local.path));
 }

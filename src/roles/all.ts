@@ -5,7 +5,7 @@ import { migratePglite } from "../db/migrate";
 import { DEV_KEY_FILE, ensureDevKey } from "../keys/dev-key";
 import type { Logger } from "../lib/log";
 import { recoverInProcess } from "../payouts/processing/outbox";
-import { brokerOrMemory, embeddedOrPostgres, requireEmbeddable, startProcessing } from "./adapters";
+import { brokerOrMemory, embeddedOrPostgres, requireEmbeddable, requireSecretKeys, startProcessing } from "./adapters";
 import { databaseComponent, httpComponent, keysComponent, processingComponents } from "./components";
 import { migrateOrExit } from "./migrate";
 import { type Component, resource, run } from "./run";
@@ -60,7 +60,7 @@ function allComponents(config: Config, log: Logger): Component[] {
     stop: () => queue.value.consumer.close(),
   };
   const publisher = () => queue.value.publisher;
-  const { outbox, components } = processingComponents({
+  const { outbox, secrets, components } = processingComponents({
     config,
     log,
     database,
@@ -76,12 +76,13 @@ function allComponents(config: Config, log: Logger): Component[] {
     queue,
     ...components,
     keys,
-    httpComponent(config, log, database, publisher, outbox, keys),
+    httpComponent(config, log, database, publisher, outbox, keys, secrets),
   ];
 }
 
 export async function allRole(config: Config, log: Logger): Promise<void> {
   requireEmbeddable(config);
+  requireSecretKeys(config, "all");
   await run(allComponents(config, log), log);
   log.info("running every role in one process", {
     database: config.databaseUrl ? "postgresql" : `pglite (${config.dataDir})`,

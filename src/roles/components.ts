@@ -1,7 +1,7 @@
 // The components the roles are made of. Each one's stop() finishes or hands back what it has in
 // flight; a role lists them so that what a component uses starts before it and stops after it.
 
-import type { Config } from "../config";
+import { type Config, ConfigError } from "../config";
 import type { Database } from "../db/client";
 import { createApp } from "../http/app";
 import { type KeyService, keyService } from "../keys/service";
@@ -10,7 +10,8 @@ import { startKeyPurge } from "../payouts/key-retention";
 import { createOutbox, type Outbox } from "../payouts/processing/outbox";
 import type { Publisher } from "../queue/port";
 import { startDeliveries } from "../webhooks/delivery/loop";
-import { clock, postgres } from "./adapters";
+import { type SecretBox, sealStoredSecrets } from "../webhooks/secret-box";
+import { clock, postgres, webhookSecretBox } from "./adapters";
 import { apiGuard, apiPlugins } from "./http-features";
 import { deliveryOptions, keyPurgeOptions, keyServiceOptions, outboxOptions, webhookSettings } from "./options";
 import { type Component, type Resource, resource } from "./run";
@@ -65,6 +66,39 @@ export const keysComponent = (config: Config, log: Logger, database: Resource<Da
   );
 
 /**
+ * The box that seals webhook signing secrets (see webhookSecretBox), once every stored secret is
+ * under its first key: those still in clear (stored before they were encrypted) and those sealed
+ * with an older key (a rotation) are sealed again at start. Every api and worker does it, each
+ * write conditional, so any number may start at once. A secret sealed with a key no longer listed
+ * stops the start with a configuration error (exit 2): that key was dropped before its secrets
+ * were sealed again, and deliveries to those endpoints could not be signed. The processes already
+ * running, which still have it, keep going.
+ */
+export const webhookSecretsComponent = (
+  config: Config,
+  log: Logger,
+  database: Resource<Database>,
+): Resource<SecretBox> =>
+  resource("webhook secrets", async () => {
+    const box = webhookSecretBox(config);
+    const report = await sealStoredSecrets({ db: database.value.db, box });
+    const unreadable = Object.entries(report.unreadable);
+    if (unreadable.length > 0) {
+      throw new ConfigError(
+        `WEBHOOK_SECRET_KEYS lacks the key(s) that ${unreadable.map(([id, n]) => `${n} stored webhook signing secret(s) are encrypted with: "${id}"`).join("; ")}. Add the key back (after the current one) until every process has started with the new list.`,
+      );
+    }
+    if (report.sealed + report.resealed > 0) {
+      log.info("webhook signing secrets encrypted with the current key", {
+        key_id: box.currentKeyId,
+        were_in_clear: report.sealed,
+        were_under_another_key: report.resealed,
+      });
+    }
+    return box;
+  });
+
+/**
  * The Elysia api on HOST:PORT. stop() first drains, then closes the listener and waits for the
  * requests in flight to be answered: the outbox, the publisher and the database they use stop after.
  */
@@ -75,6 +109,7 @@ export function httpComponent(
   publisher: () => Publisher,
   outbox: Resource<Outbox>,
   keys: Resource<KeyService>,
+  secrets: Resource<SecretBox>,
 ): Component {
   let app: ReturnType<typeof createApp> | undefined;
   let draining = false;
@@ -92,6 +127,7 @@ export function httpComponent(
             clock,
             log,
             keys: keys.value,
+            box: secrets.value,
             onCreated: (id) => outbox.value.handOff(id),
           },
           {
@@ -125,7 +161,7 @@ export function httpComponent(
 
 /**
  * What the worker and role `all` run once their database and publisher are up, in start order:
- * payout processing (worker threads, or the in-process consumer), the relay, the idempotency key
+ * the webhook secrets brought under the current key, payout processing (worker threads, or the in-process consumer), the relay, the idempotency key
  * purge, and webhook deliveries on their own pool. Stopped in reverse: deliveries finish their
  * attempts and yield to nothing more; the purge its batch; the relay its pass and its hand-offs,
  * while the publisher (and, in-process, the queue it feeds) is still open; processing last of
@@ -146,7 +182,8 @@ export function processingComponents({
   processing: Component;
   /** Payouts this process is processing now: webhook deliveries yield to them. */
   payoutsInFlight: () => number;
-}): { outbox: Resource<Outbox>; components: Component[] } {
+}): { outbox: Resource<Outbox>; secrets: Resource<SecretBox>; components: Component[] } {
+  const secrets = webhookSecretsComponent(config, log, database);
   const outbox = outboxComponent(config, log, database, publisher);
   const keyPurge = resource(
     "key purge",
@@ -164,13 +201,20 @@ export function processingComponents({
     "webhook deliveries",
     () =>
       startDeliveries(
-        webhookDatabase.value.db,
+        {
+          db: webhookDatabase.value.db,
+          box: secrets.value,
+          clock,
+          log: log.child({ component: "webhooks" }),
+          payoutsInFlight,
+        },
         deliveryOptions(config),
-        clock,
-        log.child({ component: "webhooks" }),
-        payoutsInFlight,
       ),
     (running) => running.stop(),
   );
-  return { outbox, components: [processing, outbox, keyPurge, webhookDatabase, deliveries] };
+  return {
+    outbox,
+    secrets,
+    components: [secrets, processing, outbox, keyPurge, webhookDatabase, deliveries],
+  };
 }

@@ -10,6 +10,7 @@ import type { Logger } from "../lib/log";
 import { payoutRoutes, payoutsDocument } from "../payouts/routes";
 import { payoutService } from "../payouts/service";
 import { webhookRoutes, webhooksDocument } from "../webhooks/routes";
+import type { SecretBox } from "../webhooks/secret-box";
 import { type WebhookSettings, webhookService } from "../webhooks/service";
 
 /**
@@ -22,8 +23,17 @@ export function apiPlugins(
     clock,
     log,
     keys,
+    box,
     onCreated,
-  }: { database: Database; clock: Clock; log: Logger; keys: KeyService; onCreated: (id: string) => void },
+  }: {
+    database: Database;
+    clock: Clock;
+    log: Logger;
+    keys: KeyService;
+    /** Seals the webhook signing secrets the api makes (create, rotate). */
+    box: SecretBox;
+    onCreated: (id: string) => void;
+  },
   {
     idempotencyKeyTtlMs,
     createDeadlineMs,
@@ -48,7 +58,7 @@ export function apiPlugins(
       docs: payoutsDocument,
     },
     { routes: eventRoutes(eventService({ db: database.db })), docs: eventsDocument },
-    { routes: webhookRoutes(webhookService({ db: database.db }, webhooks)), docs: webhooksDocument },
+    { routes: webhookRoutes(webhookService({ db: database.db, box }, webhooks)), docs: webhooksDocument },
     { routes: keyRoutes(keys), docs: keysDocument },
   ];
 }

@@ -46,6 +46,7 @@ export const gatewayOptions = (config: Config): SimulatedGatewayOptions => ({
 
 export const webhookSettings = (config: Config): WebhookSettings => ({
   allowPrivateNetworks: config.webhookAllowPrivateNetworks,
+  allowHttp: config.webhookAllowHttp,
   secretOverlapMs: config.webhookSecretOverlapMs,
 });
 
@@ -55,6 +56,7 @@ export const deliveryOptions = (config: Config): DeliveryOptions => ({
   retryBaseDelayMs: config.webhookRetryBaseDelayMs,
   disableAfter: config.webhookDisableAfter,
   allowPrivateNetworks: config.webhookAllowPrivateNetworks,
+  allowHttp: config.webhookAllowHttp,
   concurrency: 32,
   perEndpoint: config.webhookEndpointConcurrency,
   pollIntervalMs: 250,

@@ -3,7 +3,7 @@ import type { Database } from "../db/client";
 import { pathOf } from "../http/request-log";
 import type { Logger } from "../lib/log";
 import { metricsResponse, registry } from "../metrics";
-import { brokerPublisher, postgres, requireUrls } from "./adapters";
+import { brokerPublisher, postgres, requireSecretKeys, requireUrls } from "./adapters";
 import { databaseComponent, processingComponents, publisherComponent } from "./components";
 import { type Component, resource, run } from "./run";
 import { startWorkerThreads, type WorkerThreads } from "./thread-supervisor";
@@ -95,5 +95,6 @@ function workerComponents(config: Config, log: Logger): Component[] {
 
 export async function workerRole(config: Config, log: Logger): Promise<void> {
   requireUrls(config, "worker", ["DATABASE_URL", "AMQP_URL"]);
+  requireSecretKeys(config, "worker");
   await run(workerComponents(config, log), log);
 }

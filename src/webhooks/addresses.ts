@@ -115,16 +115,32 @@ export function isPublicAddress(address: string): boolean {
 const LOOKUP_TIMEOUT_MS = 5000;
 export const NON_PUBLIC = "must not point to a loopback, private, link-local or other non-public address";
 
+export const PLAIN_HTTP =
+  "must be an https URL: over plain http the payout data, recipient details included, would travel in clear";
+
+/** The rules an endpoint URL is held to: WEBHOOK_ALLOW_PRIVATE_NETWORKS and WEBHOOK_ALLOW_HTTP. */
+type UrlRules = { allowPrivateNetworks: boolean; allowHttp: boolean };
+
+/**
+ * Why a URL's scheme may not be sent to, or undefined: https always, http only where allowed (a
+ * development setting). Checked when an endpoint is saved and again before each attempt, for an
+ * endpoint stored while http was allowed.
+ */
+export const schemeProblem = (url: URL, allowHttp: boolean): string | undefined =>
+  url.protocol === "https:" || (url.protocol === "http:" && allowHttp) ? undefined : PLAIN_HTTP;
+
 /** What is wrong with an endpoint URL as written, or undefined. No DNS here: see refusedAddress. */
-export function urlProblem(raw: string, allowPrivateNetworks: boolean): string | undefined {
+export function urlProblem(raw: string, { allowPrivateNetworks, allowHttp }: UrlRules): string | undefined {
   if (raw.length > URL_MAX) return `must be at most ${URL_MAX} characters`;
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    return "must be an absolute http or https URL";
+    return "must be an absolute https URL";
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return "must be an absolute http or https URL";
+  if (url.protocol !== "http:" && url.protocol !== "https:") return "must be an absolute https URL";
+  const scheme = schemeProblem(url, allowHttp);
+  if (scheme) return scheme;
   if (url.username !== "" || url.password !== "") return "must not contain user information";
   const host = url.hostname.replace(/^\[|\]$/g, "");
   if (!allowPrivateNetworks && isIP(host) !== 0 && !isPublicAddress(host)) return NON_PUBLIC;

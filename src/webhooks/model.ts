@@ -21,7 +21,14 @@ export const WebhookEndpoint = Type.Object(
         "Why the endpoint was disabled (by a client, or after WEBHOOK_DISABLE_AFTER failed deliveries in a row).",
     }),
     created_at: timestamp(),
+    created_by: Type.String({
+      description: "The id of the API key that created it (anonymous: made before API keys existed).",
+    }),
     updated_at: timestamp(),
+    updated_by: Type.String({
+      description:
+        "Who changed it last: an API key's id, or system (the service disabling it after failed deliveries). The creator until then.",
+    }),
   },
   {
     description: "A receiver of events. Its secret is shown only by create and rotate-secret.",
@@ -34,7 +41,9 @@ export const WebhookEndpoint = Type.Object(
         enabled: true,
         disabled_reason: null,
         created_at: "2026-11-26T10:00:00.000Z",
+        created_by: "0193b6c2-1a00-7c3a-9a51-2f0c8e6d4b01",
         updated_at: "2026-11-26T10:00:00.000Z",
+        updated_by: "0193b6c2-1a00-7c3a-9a51-2f0c8e6d4b01",
       },
     ],
   },
@@ -53,7 +62,7 @@ export const RotatedSecret = Type.Object({ secret: Secret });
 const UrlIn = Text({
   maxLength: URL_MAX,
   format: "uri",
-  description: `http or https, at most ${URL_MAX} characters, no user information. Loopback, private, link-local, unique-local and unspecified addresses (also as what a host name resolves to) are refused unless WEBHOOK_ALLOW_PRIVATE_NETWORKS=true.`,
+  description: `https (http only where the service allows it: WEBHOOK_ALLOW_HTTP=true, for development), at most ${URL_MAX} characters, no user information. Loopback, private, link-local, unique-local and unspecified addresses (also as what a host name resolves to) are refused unless WEBHOOK_ALLOW_PRIVATE_NETWORKS=true.`,
 });
 const EventTypesIn = Type.Array(EventTypeSchema, {
   minItems: 1,

@@ -4,6 +4,7 @@ import { PageQueryParams } from "../events/model";
 import { readJsonBody } from "../http/body";
 import { type FeatureDocs, QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
 import { json, pathId } from "../http/route";
+import { callerOf } from "../keys/auth";
 import {
   CreatedWebhookEndpoint,
   CreateWebhookEndpointBody,
@@ -174,10 +175,10 @@ export function webhookRoutes(service: WebhookService) {
     })
     .post(
       `${BASE}/`,
-      async ({ body }) => {
+      async ({ body, request }) => {
         const input = validateCreateEndpoint(body);
         if (!input.ok) throw new ValidationFailed(input.errors);
-        const created = await service.create(input.value);
+        const created = await service.create(input.value, callerOf(request).id);
         return json(created, 201, { location: `${BASE}/${created.id}/` });
       },
       { detail: docs.create },
@@ -201,11 +202,11 @@ export function webhookRoutes(service: WebhookService) {
     )
     .patch(
       `${BASE}/:endpoint_id/`,
-      async ({ params, body }) => {
+      async ({ params, body, request }) => {
         const id = pathId(params.endpoint_id, ENDPOINT);
         const input = validateUpdateEndpoint(body);
         if (!input.ok) throw new ValidationFailed(input.errors);
-        return json(await service.update(id, input.value), 200);
+        return json(await service.update(id, input.value, callerOf(request).id), 200);
       },
       { params: EndpointIdParam, detail: docs.update },
     )
@@ -219,7 +220,8 @@ export function webhookRoutes(service: WebhookService) {
     )
     .post(
       `${BASE}/:endpoint_id/rotate-secret/`,
-      async ({ params }) => json(await service.rotateSecret(pathId(params.endpoint_id, ENDPOINT)), 200),
+      async ({ params, request }) =>
+        json(await service.rotateSecret(pathId(params.endpoint_id, ENDPOINT), callerOf(request).id), 200),
       { params: EndpointIdParam, detail: docs.rotate },
     )
     .get(

@@ -12,12 +12,15 @@ import type {
   WebhookDelivery,
   WebhookEndpoint,
 } from "./model";
+import type { SecretBox } from "./secret-box";
 import { newSecret } from "./signing";
 import { type DeliveryListQuery, deliveryList } from "./validation";
 
 export type WebhookSettings = {
   /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: loopback and private addresses are allowed (development, tests). */
   allowPrivateNetworks: boolean;
+  /** WEBHOOK_ALLOW_HTTP: plain http URLs are allowed (development, tests); otherwise https only. */
+  allowHttp: boolean;
   /** WEBHOOK_SECRET_OVERLAP_MS: how long the previous secret still signs after a rotation. */
   secretOverlapMs: number;
 };
@@ -31,7 +34,9 @@ function toEndpoint(row: WebhookEndpointRow): WebhookEndpoint {
     enabled: row.enabled,
     disabled_reason: row.disabledReason,
     created_at: row.createdAt.toISOString(),
+    created_by: row.createdBy,
     updated_at: row.updatedAt.toISOString(),
+    updated_by: row.updatedBy,
   };
 }
 
@@ -51,13 +56,15 @@ function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
 
 const DISABLED_BY_CLIENT = "disabled by a client";
 
-/** Webhook endpoints and their deliveries as clients manage them. Delivering is delivery.ts's. */
-export function webhookService({ db }: { db: Db }, settings: WebhookSettings) {
+/**
+ * Webhook endpoints and their deliveries as clients manage them. Delivering is delivery/'s.
+ * Signing secrets are stored sealed by `box` and shown in clear once, in the answer that makes
+ * them. `actor` is the API key making the change (created_by, updated_by).
+ */
+export function webhookService({ db, box }: { db: Db; box: SecretBox }, settings: WebhookSettings) {
   /** The URL rules, DNS included: a 400 naming the url when it may not be sent to. */
   const checkUrl = async (raw: string) => {
-    const problem =
-      urlProblem(raw, settings.allowPrivateNetworks) ??
-      (await refusedAddress(new URL(raw), settings.allowPrivateNetworks));
+    const problem = urlProblem(raw, settings) ?? (await refusedAddress(new URL(raw), settings.allowPrivateNetworks));
     if (problem) throw new ValidationFailed([{ field: "url", message: problem }]);
   };
 
@@ -68,23 +75,27 @@ export function webhookService({ db }: { db: Db }, settings: WebhookSettings) {
   };
 
   return {
-    async create(input: CreateWebhookEndpointInput) {
+    async create(input: CreateWebhookEndpointInput, actor: string) {
       await checkUrl(input.url);
+      const id = Bun.randomUUIDv7();
+      const secret = newSecret();
       const [row] = await db
         .insert(webhookEndpoints)
         .values({
-          id: Bun.randomUUIDv7(),
+          id,
           url: input.url,
           eventTypes: input.event_types ?? [...EVENT_TYPES],
           description: input.description ?? "",
           enabled: input.enabled ?? true,
           disabledReason: input.enabled === false ? DISABLED_BY_CLIENT : null,
           disabledAt: input.enabled === false ? sql`date_trunc('milliseconds', now())` : null,
-          secret: newSecret(),
+          secret: box.seal(secret, id),
+          createdBy: actor,
+          updatedBy: actor,
         })
         .returning();
       if (!row) throw new Error("INSERT returned no row");
-      return { ...toEndpoint(row), secret: row.secret };
+      return { ...toEndpoint(row), secret };
     },
 
     /** Newest first, by id (a UUID v7, so by creation). */
@@ -105,7 +116,7 @@ export function webhookService({ db }: { db: Db }, settings: WebhookSettings) {
      * records when, unless it was disabled already: the fan-out gives a disabled endpoint the
      * events that happened before that moment (src/webhooks/delivery.ts, fanOut).
      */
-    async update(id: string, input: UpdateWebhookEndpointInput) {
+    async update(id: string, input: UpdateWebhookEndpointInput, actor: string) {
       if (input.url !== undefined) await checkUrl(input.url);
       const [row] = await db
         .update(webhookEndpoints)
@@ -122,6 +133,7 @@ export function webhookService({ db }: { db: Db }, settings: WebhookSettings) {
               }
             : {}),
           updatedAt: sql`now()`,
+          updatedBy: actor,
         })
         .where(eq(webhookEndpoints.id, id))
         .returning();
@@ -145,15 +157,16 @@ export function webhookService({ db }: { db: Db }, settings: WebhookSettings) {
     },
 
     /** A new secret; the previous one still signs for WEBHOOK_SECRET_OVERLAP_MS. */
-    async rotateSecret(id: string) {
+    async rotateSecret(id: string, actor: string) {
       const secret = newSecret();
       const [row] = await db
         .update(webhookEndpoints)
         .set({
-          secret,
+          secret: box.seal(secret, id),
           previousSecret: sql`${webhookEndpoints.secret}`,
           previousSecretExpiresAt: sql`now() + make_interval(secs => ${settings.secretOverlapMs / 1000})`,
           updatedAt: sql`now()`,
+          updatedBy: actor,
         })
         .where(eq(webhookEndpoints.id, id))
         .returning({ id: webhookEndpoints.id });

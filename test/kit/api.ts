@@ -9,8 +9,23 @@ import { type Clock, systemClock } from "../../src/lib/clock";
 import type { Logger } from "../../src/lib/log";
 import { apiGuard, apiPlugins } from "../../src/roles/http-features";
 import { webhookSettings } from "../../src/roles/options";
+import { type SecretBox, secretBox } from "../../src/webhooks/secret-box";
 import type { WebhookSettings } from "../../src/webhooks/service";
 import { quiet } from "./log";
+
+/**
+ * The WEBHOOK_SECRET_KEYS of every test (a fixed key, for tests only): processes spawned by
+ * test/kit/processes.ts get it in their environment, and testApi seals with it, so an endpoint
+ * one of them makes is readable by the others.
+ */
+export const TEST_SECRET_KEYS = `test:${Buffer.alloc(32, 7).toString("base64")}`;
+
+/** The box that seals and opens signing secrets under TEST_SECRET_KEYS. */
+export const testBox = (): SecretBox =>
+  secretBox(loadConfig({ WEBHOOK_SECRET_KEYS: TEST_SECRET_KEYS }).webhookSecretKeys ?? []);
+
+/** The webhook settings where tests run their receivers: on loopback, over plain http. */
+export const LOCAL_WEBHOOKS = { allowPrivateNetworks: true, allowHttp: true } as const;
 
 /** A key on `database` made as the keys role makes one (created_by bootstrap); its token. */
 export async function createKey(database: Database, scopes: readonly Scope[], name = "test"): Promise<string> {
@@ -48,6 +63,7 @@ export function testApi(
     idempotencyKeyTtlMs?: number;
     createDeadlineMs?: number;
     webhooks?: WebhookSettings;
+    box?: SecretBox;
     clock?: Clock;
     log?: Logger;
     key?: string | null;
@@ -71,7 +87,7 @@ export function testApi(
     brokerConnected: () => options.brokerConnected ?? true,
     guard: apiGuard(keys),
     features: apiPlugins(
-      { database, clock: options.clock ?? systemClock, log, keys, onCreated },
+      { database, clock: options.clock ?? systemClock, log, keys, box: options.box ?? testBox(), onCreated },
       {
         idempotencyKeyTtlMs: options.idempotencyKeyTtlMs ?? loadConfig({}).idempotencyKeyTtlMs,
         createDeadlineMs: options.createDeadlineMs ?? loadConfig({}).createDeadlineMs,

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { connectPostgres } from "../../src/db/client";
 import { SCOPES } from "../../src/keys/model";
-import { createKey } from "./api";
+import { createKey, TEST_SECRET_KEYS } from "./api";
 import "./broker";
 import { runCleanups } from "./cleanup";
 import { databaseUrl } from "./db";
@@ -19,6 +19,8 @@ const MAIN = join(ROOT, "src", "main.ts");
 // may run at once, each taking a free port for its metrics.
 process.env.LOG_LEVEL ??= childLogLevel;
 process.env.METRICS_PORT ??= "0";
+// Every role on PostgreSQL needs the key that encrypts webhook signing secrets.
+process.env.WEBHOOK_SECRET_KEYS ??= TEST_SECRET_KEYS;
 
 const spawned = new Set<Subprocess>();
 

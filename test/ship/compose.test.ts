@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { loadConfig } from "../../src/config";
+import { TEST_SECRET_KEYS } from "../kit/api";
 import { createAndAwaitCompleted } from "../kit/processes";
 import { eventually } from "../kit/wait";
 
@@ -131,6 +132,15 @@ describe("compose.yaml", () => {
     }
   });
 
+  test("the webhook secrets' key comes from the shell or .env, and compose refuses to start without it", () => {
+    for (const role of ["api", "worker"]) {
+      expect(service(role).environment?.WEBHOOK_SECRET_KEYS).toMatch(
+        /^\$\{WEBHOOK_SECRET_KEYS:\?.*\.env\.example\)\}$/,
+      );
+    }
+    expect(read(".env.example")).toMatch(/^WEBHOOK_SECRET_KEYS=$/m);
+  });
+
   test("migrate, api and worker are the one image, built once under the documented tag, each started in its role", () => {
     expect(service("api").image).toBe("payouts:local");
     expect(read("docs/operations.md").includes("docker build -t payouts:local .")).toBe(true);
@@ -194,8 +204,10 @@ describe("compose.yaml", () => {
   });
 
   test("WORKER_THREADS and DB_POOL_SIZE are set, and PostgreSQL's max_connections holds the api, migrate and 6 workers", () => {
+    // WEBHOOK_SECRET_KEYS is compose's to fill in (from the shell or .env): a key stands in for it.
+    const settings = (role: string) => ({ ...service(role).environment, WEBHOOK_SECRET_KEYS: TEST_SECRET_KEYS });
     const env = service("worker").environment ?? {};
-    const config = loadConfig(env);
+    const config = loadConfig(settings("worker"));
     expect(env.WORKER_THREADS).toBeDefined();
     const command = service("postgres").command ?? [];
     const maxConnections = Number(
@@ -205,7 +217,7 @@ describe("compose.yaml", () => {
     // worker has a pool per thread, one of 2 for its relay and key purge, and one of 4 for webhook
     // deliveries; migrate has one.
     const worker = config.workerThreads * (config.dbPoolSize + 1) + 2 + 1 + 4 + 1;
-    const api = loadConfig(service("api").environment ?? {}).dbPoolSize + 1;
+    const api = loadConfig(settings("api")).dbPoolSize + 1;
     const needed = api + 1 + 6 * worker;
     // PostgreSQL keeps 3 connections (superuser_reserved_connections) for a superuser.
     expect(maxConnections - 3).toBeGreaterThanOrEqual(needed);
@@ -329,7 +341,7 @@ describe.skipIf(noEngine !== undefined)("compose.yaml on the Docker engine", () 
       ["docker", "compose", "-p", project, "-f", join(root, "compose.yaml"), "-f", override, ...args],
       {
         cwd: root,
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", WEBHOOK_SECRET_KEYS: TEST_SECRET_KEYS },
         stdout: "pipe",
         stderr: "pipe",
         timeout: timeoutMs,

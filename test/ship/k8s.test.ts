@@ -153,7 +153,12 @@ describe("the Kustomize base and the KEDA overlay", () => {
   });
 
   test("no Secret value is real: placeholders only", () => {
-    for (const [name, value] of Object.entries(secret.stringData as Record<string, string>)) {
+    const { WEBHOOK_SECRET_KEYS: keys, ...urls } = secret.stringData as Record<string, string>;
+    // The encryption key is there, named CHANGE_ME, of 32 zero bytes: a placeholder nobody mistakes for a key.
+    expect(loadConfig({ WEBHOOK_SECRET_KEYS: keys }).webhookSecretKeys).toEqual([
+      { id: "CHANGE_ME", key: Buffer.alloc(32) },
+    ]);
+    for (const [name, value] of Object.entries(urls)) {
       const url = new URL(value);
       expect({ name, password: url.password }).toEqual({ name, password: "CHANGE_ME" });
       expect(url.hostname.endsWith(".example.internal")).toBe(true);
@@ -366,7 +371,7 @@ describe.skipIf(noKubectl !== undefined)("the manifests as `kubectl kustomize` r
     const kedaAuth = render(join(K8S, "keda")).filter((o) => o.kind === "TriggerAuthentication");
     const objects = [...render(join(K8S, "overlays/example")), ...kedaAuth];
     const rendered = objects.find((o) => o.kind === "Secret");
-    expect(Object.keys(rendered.stringData).sort()).toEqual(["AMQP_URL", "DATABASE_URL"]);
+    expect(Object.keys(rendered.stringData).sort()).toEqual(["AMQP_URL", "DATABASE_URL", "WEBHOOK_SECRET_KEYS"]);
     expect(problems(objects)).toEqual([]);
   });
 

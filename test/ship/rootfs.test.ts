@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import postgres from "postgres";
+import { TEST_SECRET_KEYS } from "../kit/api";
 import { amqpUrl } from "../kit/broker";
 import { databaseUrl as runDatabaseUrl } from "../kit/db";
 import { createAndAwaitCompleted, freePort } from "../kit/processes";
@@ -79,6 +80,7 @@ describe.skipIf(refused !== undefined)("the binary in a minimal read-only root, 
         PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
         DATABASE_URL: databaseUrl.toString(),
         AMQP_URL: amqpUrl,
+        WEBHOOK_SECRET_KEYS: TEST_SECRET_KEYS,
         BUN_JSC_forceRAMSize: "134217728",
         BUN_JSC_useFTLJIT: "0",
         LOG_LEVEL: "info",

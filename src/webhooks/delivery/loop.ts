@@ -4,8 +4,9 @@ import type { Clock } from "../../lib/clock";
 import type { Logger } from "../../lib/log";
 import { every } from "../../lib/timers";
 import { webhookAttemptDuration, webhookAttempts, webhookDeliveriesPending, webhookFanoutPending } from "../../metrics";
+import { type SecretBox, UnreadableSecret } from "../secret-box";
 import { FANOUT_DELIVERIES, fanOut } from "./fanout";
-import { send } from "./send";
+import { type Outcome, send } from "./send";
 import { type Claimed, deliveryStore } from "./store";
 
 export type DeliveryOptions = {
@@ -14,6 +15,8 @@ export type DeliveryOptions = {
   retryBaseDelayMs: number;
   disableAfter: number;
   allowPrivateNetworks: boolean;
+  /** WEBHOOK_ALLOW_HTTP: an endpoint stored with an http URL is sent to only while this allows it. */
+  allowHttp: boolean;
   /** Attempts in flight at once in this process. */
   concurrency: number;
   /** Attempts in flight at once in this process to one endpoint (WEBHOOK_ENDPOINT_CONCURRENCY). */
@@ -43,12 +46,22 @@ const PENDING_GAUGE_EVERY_MS = 5000;
  * killed mid-attempt leaves the lease to expire; the delivery is then claimed again.
  */
 export function startDeliveries(
-  db: Db,
+  {
+    db,
+    box,
+    clock,
+    log,
+    payoutsInFlight = () => 0,
+  }: {
+    db: Db;
+    /** Opens the endpoints' sealed signing secrets, just before each attempt signs with them. */
+    box: SecretBox;
+    clock: Clock;
+    log: Logger;
+    /** Payouts this process is processing now (its worker threads'); the loop yields to them. */
+    payoutsInFlight?: () => number;
+  },
   options: DeliveryOptions,
-  clock: Clock,
-  log: Logger,
-  /** Payouts this process is processing now (its worker threads'); the loop yields to them. */
-  payoutsInFlight: () => number = () => 0,
 ) {
   const inFlight = new Set<Promise<void>>();
   /** Attempts in flight in this process, by endpoint: the claim gives each at most perEndpoint. */
@@ -59,12 +72,7 @@ export function startDeliveries(
   const attempt = async (claimed: Claimed) => {
     const started = performance.now();
     const body = JSON.stringify(toEvent(claimed.event));
-    const result = await send(
-      { url: claimed.url, secrets: claimed.secrets, eventId: claimed.event.id },
-      body,
-      options,
-      clock,
-    );
+    const result = await sendSealed(claimed, body);
     const seconds = (performance.now() - started) / 1000;
     webhookAttempts.inc({ outcome: result.outcome });
     webhookAttemptDuration.observe(seconds, { outcome: result.outcome });
@@ -86,6 +94,22 @@ export function startDeliveries(
       // The lease expires and the delivery is attempted again: at least once, never lost.
       log.error("webhook attempt not recorded; it will be attempted again", { ...fields, err });
     }
+  };
+
+  /**
+   * The attempt, signed with the endpoint's secrets opened here, in memory only for this attempt.
+   * A secret that does not open (its key was dropped from WEBHOOK_SECRET_KEYS too early) is a
+   * failed attempt that names the key id: nothing unsigned is ever sent.
+   */
+  const sendSealed = async (claimed: Claimed, body: string): Promise<Outcome> => {
+    let secrets: string[];
+    try {
+      secrets = claimed.secrets.map((sealed) => box.open(sealed, claimed.endpoint_id));
+    } catch (err) {
+      if (!(err instanceof UnreadableSecret)) throw err;
+      return { outcome: "unreadable_secret", status: null, error: err.message };
+    }
+    return send({ url: claimed.url, secrets, eventId: claimed.event.id }, body, options, clock);
   };
 
   const updatePendingGauge = async () => {

@@ -1,11 +1,15 @@
 import type { Clock } from "../../lib/clock";
-import { refusedAddress } from "../addresses";
+import { refusedAddress, schemeProblem } from "../addresses";
 import { signatureHeader } from "../signing";
 
 /** What one attempt's POST came to. */
 export type Outcome =
   | { outcome: "success"; status: number }
-  | { outcome: "http_error" | "timeout" | "network_error" | "refused_address"; status: number | null; error: string };
+  | {
+      outcome: "http_error" | "timeout" | "network_error" | "refused_address" | "unreadable_secret";
+      status: number | null;
+      error: string;
+    };
 
 /** What the attempt is sent to, and with which secrets it is signed. */
 type Target = { url: string; secrets: string[]; eventId: string };
@@ -17,11 +21,11 @@ type Target = { url: string; secrets: string[]; eventId: string };
 export async function send(
   target: Target,
   body: string,
-  options: { timeoutMs: number; allowPrivateNetworks: boolean },
+  options: { timeoutMs: number; allowPrivateNetworks: boolean; allowHttp: boolean },
   clock: Clock,
 ): Promise<Outcome> {
   const url = new URL(target.url);
-  const refused = await refusedAddress(url, options.allowPrivateNetworks);
+  const refused = schemeProblem(url, options.allowHttp) ?? (await refusedAddress(url, options.allowPrivateNetworks));
   if (refused) return { outcome: "refused_address", status: null, error: `refused address: the url ${refused}` };
   const timestamp = Math.floor(clock.now() / 1000);
   try {

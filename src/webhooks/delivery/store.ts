@@ -6,6 +6,9 @@ import { retryDelayMs } from "../../lib/backoff";
 import { batched } from "../../lib/batched";
 import type { Outcome } from "./send";
 
+/** updated_by of an endpoint the service itself changed: disabled after failed deliveries. */
+const SYSTEM_ACTOR = "system";
+
 /** Retries wait longer and longer, but never more than this. */
 const MAX_RETRY_DELAY_MS = 10 * 3_600_000;
 /** Beyond WEBHOOK_TIMEOUT_MS, what the lease of an attempt adds: its DNS check (at most 5 s) and room to spare. */
@@ -67,6 +70,7 @@ export type Claimed = {
   endpoint_id: string;
   attempt: number;
   url: string;
+  /** Sealed (src/webhooks/secret-box.ts): opened only by the attempt that signs with them. */
   secrets: string[];
   event: PayoutEventRow;
 };
@@ -188,7 +192,8 @@ export function deliveryStore({ db }: { db: Db }, options: StoreOptions) {
                                      THEN ${`${options.disableAfter} deliveries in a row failed; the last: ${result.error}`}
                                      ELSE e.disabled_reason END,
               disabled_at = CASE WHEN ${disables} THEN date_trunc('milliseconds', now()) ELSE e.disabled_at END,
-              updated_at = CASE WHEN ${disables} THEN now() ELSE e.updated_at END
+              updated_at = CASE WHEN ${disables} THEN now() ELSE e.updated_at END,
+              updated_by = CASE WHEN ${disables} THEN ${SYSTEM_ACTOR} ELSE e.updated_by END
           FROM done WHERE e.id = done.endpoint_id)
         SELECT count(*)::int AS n FROM done`;
     }

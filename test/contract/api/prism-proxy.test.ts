@@ -20,13 +20,13 @@ import { type Subprocess, spawn } from "bun";
 import { sql } from "drizzle-orm";
 import { SCOPES } from "../../../src/keys/model";
 import { fanOut } from "../../../src/webhooks/delivery/fanout";
-import { bearer, createKey, testApi } from "../../kit/api";
+import { bearer, createKey, LOCAL_WEBHOOKS, testApi } from "../../kit/api";
 import { testDatabase } from "../../kit/db";
 import { createPayout, validBody } from "../../kit/fixtures";
 import { eventually } from "../../kit/wait";
 
 const database = testDatabase(5);
-const api = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 86_400_000 } });
+const api = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 86_400_000 } });
 const PRISM = join(import.meta.dir, "../../../node_modules/@stoplight/prism-cli/dist/index.js");
 
 // What the traffic here does not make happen: a bug (500) and a database out of reach (503, 504;

@@ -13,8 +13,8 @@ beforeAll(async () => {
   // 500 endpoints; two with a backlog of 20,000 due deliveries each, the others 20 each; as many
   // events; 2,000 events waiting for their fan-out.
   await database.db.execute(sql`
-    INSERT INTO webhook_endpoints (id, url, event_types, secret, created_at)
-    SELECT md5(i::text)::uuid, 'http://127.0.0.1:9/hook', enum_range(NULL::payout_event_type), 'whsec_x', now() - interval '1 day'
+    INSERT INTO webhook_endpoints (id, url, event_types, secret, created_at, created_by, updated_by)
+    SELECT md5(i::text)::uuid, 'http://127.0.0.1:9/hook', enum_range(NULL::payout_event_type), 'whsec_x', now() - interval '1 day', 'test', 'test'
     FROM generate_series(1, 500) AS i`);
   await database.db.execute(sql`
     WITH events AS (

@@ -3,15 +3,17 @@
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { EVENT_TYPES } from "../../../src/events/model";
+import { parseKey } from "../../../src/keys/secret";
+import { PLAIN_HTTP } from "../../../src/webhooks/addresses";
 import { fanOut } from "../../../src/webhooks/delivery/fanout";
-import { testApi } from "../../kit/api";
+import { createKey, LOCAL_WEBHOOKS, testApi, testBox } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { expectProblem, expectValidationProblem, query } from "../../kit/fixtures";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const api = testApi(database); // WEBHOOK_ALLOW_PRIVATE_NETWORKS is false by default
-const local = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 86_400_000 } });
+const api = testApi(database); // WEBHOOK_ALLOW_PRIVATE_NETWORKS and WEBHOOK_ALLOW_HTTP are false by default
+const local = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 86_400_000 } });
 beforeEach(() => resetDatabase(database));
 
 const PUBLIC_URL = "https://93.184.216.34/hooks/payouts";
@@ -43,7 +45,9 @@ describe("create, read, list", () => {
       enabled: true,
       disabled_reason: null,
       created_at: expect.stringMatching(/Z$/),
+      created_by: parseKey((await api.key()) as string)?.id,
       updated_at: expect.stringMatching(/Z$/),
+      updated_by: parseKey((await api.key()) as string)?.id,
       secret: expect.stringMatching(SECRET),
     });
     expect(Buffer.from(response.body.secret.slice(6), "base64")).toHaveLength(32);
@@ -93,8 +97,11 @@ describe("change, rotate, delete", () => {
     expect(rotated.status).toBe(200);
     expect(rotated.body).toEqual({ secret: expect.stringMatching(SECRET) });
     expect(rotated.body.secret).not.toBe(created.secret);
+    // Stored sealed: each opens, for this endpoint only, to what the answers showed once.
     const [row] = await endpointRows();
-    expect(row).toMatchObject({ secret: rotated.body.secret, previous_secret: created.secret });
+    const box = testBox();
+    expect(box.open(row?.secret as string, created.id)).toBe(rotated.body.secret);
+    expect(box.open(row?.previous_secret as string, created.id)).toBe(created.secret);
     const read = await api.request("GET", `/api/webhook-endpoints/${created.id}/`);
     expect(read.text).not.toContain(rotated.body.secret);
   });
@@ -120,21 +127,21 @@ describe("URL rules", () => {
   // Loopback, private, link-local (cloud metadata), unique-local, unspecified; IPv4 and IPv6,
   // IPv4-mapped IPv6, other spellings of 127.0.0.1, and a host name that resolves to loopback.
   const refused = [
-    "http://127.0.0.1/hook",
-    "http://10.0.0.1/hook",
-    "http://172.16.5.4/hook",
-    "http://192.168.1.1/hook",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://0.0.0.0/hook",
-    "http://[::1]/hook",
-    "http://[::]/hook",
-    "http://[fd00::1]/hook",
-    "http://[fe80::1]/hook",
-    "http://[::ffff:127.0.0.1]/hook",
-    "http://[::ffff:a9fe:a9fe]/hook",
-    "http://2130706433/hook",
-    "http://0x7f.1/hook",
-    "http://localhost:8000/hook",
+    "https://127.0.0.1/hook",
+    "https://10.0.0.1/hook",
+    "https://172.16.5.4/hook",
+    "https://192.168.1.1/hook",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://0.0.0.0/hook",
+    "https://[::1]/hook",
+    "https://[::]/hook",
+    "https://[fd00::1]/hook",
+    "https://[fe80::1]/hook",
+    "https://[::ffff:127.0.0.1]/hook",
+    "https://[::ffff:a9fe:a9fe]/hook",
+    "https://2130706433/hook",
+    "https://0x7f.1/hook",
+    "https://localhost:8000/hook",
   ];
   for (const url of refused) {
     test(`${url} is refused by default, on create and on update, and nothing is stored`, async () => {
@@ -151,6 +158,30 @@ describe("URL rules", () => {
     });
   }
 
+  test("plain http is refused by default, on create and on update, naming the rule; nothing is stored", async () => {
+    const url = "http://93.184.216.34/hooks/payouts";
+    expectValidationProblem(await api.request("POST", "/api/webhook-endpoints/", { url }), [
+      { field: "url", message: PLAIN_HTTP },
+    ]);
+    const { id } = await create();
+    const before = await endpointRows();
+    expectValidationProblem(await api.request("PATCH", `/api/webhook-endpoints/${id}/`, { url }), [
+      { field: "url", message: PLAIN_HTTP },
+    ]);
+    expect(await endpointRows()).toEqual(before);
+    expect(PLAIN_HTTP).toMatch(/^must be an https URL/);
+  });
+
+  test("with WEBHOOK_ALLOW_HTTP=true, http is allowed; public addresses only, unless private networks are allowed too", async () => {
+    const http = testApi(database, { webhooks: { allowPrivateNetworks: false, allowHttp: true, secretOverlapMs: 0 } });
+    expect((await http.request("POST", "/api/webhook-endpoints/", { url: "http://93.184.216.34/hooks" })).status).toBe(
+      201,
+    );
+    expect((await http.request("POST", "/api/webhook-endpoints/", { url: "http://127.0.0.1:9/hook" })).status).toBe(
+      400,
+    );
+  });
+
   test("with WEBHOOK_ALLOW_PRIVATE_NETWORKS=true, loopback and private addresses are allowed", async () => {
     for (const url of ["http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://localhost:9/hook"]) {
       expect((await local.request("POST", "/api/webhook-endpoints/", { url })).status).toBe(201);
@@ -161,8 +192,8 @@ describe("URL rules", () => {
 describe("bad input is a 400 problem+json and changes nothing", () => {
   const bodies: [string, unknown, { field: string; message: string }[]][] = [
     ["no url", {}, [{ field: "url", message: "is required" }]],
-    ["ftp", { url: "ftp://93.184.216.34/" }, [{ field: "url", message: "must be an absolute http or https URL" }]],
-    ["a relative url", { url: "/hooks" }, [{ field: "url", message: "must be an absolute http or https URL" }]],
+    ["ftp", { url: "ftp://93.184.216.34/" }, [{ field: "url", message: "must be an absolute https URL" }]],
+    ["a relative url", { url: "/hooks" }, [{ field: "url", message: "must be an absolute https URL" }]],
     [
       "user info",
       { url: "https://user:pass@93.184.216.34/" },
@@ -246,5 +277,69 @@ describe("bad input is a 400 problem+json and changes nothing", () => {
     ).toBe(404);
     expect((await api.request("POST", `/api/webhook-endpoints/${id}/deliveries/nope/retry/`)).status).toBe(404);
     expect(await endpointRows()).toEqual(before);
+  });
+});
+
+describe("who did it", () => {
+  test("created_by and updated_by name the API key of each change; they cannot be set", async () => {
+    const creator = parseKey((await api.key()) as string)?.id;
+    const { id } = await create();
+    const other = await createKey(database, ["webhooks:manage"], "other");
+    const otherId = parseKey(other)?.id;
+    const patched = await api.request(
+      "PATCH",
+      `/api/webhook-endpoints/${id}/`,
+      { description: "x" },
+      {
+        authorization: `Bearer ${other}`,
+      },
+    );
+    expect(patched.body).toMatchObject({ created_by: creator, updated_by: otherId });
+    await api.request("POST", `/api/webhook-endpoints/${id}/rotate-secret/`);
+    expect((await api.request("GET", `/api/webhook-endpoints/${id}/`)).body).toMatchObject({
+      created_by: creator,
+      updated_by: creator,
+    });
+    expectValidationProblem(await api.request("PATCH", `/api/webhook-endpoints/${id}/`, { updated_by: "me" }), [
+      { field: "updated_by", message: "is read-only" },
+    ]);
+  });
+});
+
+describe("secrets at rest", () => {
+  test("a dump of webhook_endpoints after create and rotate holds no secret in clear", async () => {
+    const shown: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const created = await create();
+      shown.push(created.secret);
+      const rotated = await api.request("POST", `/api/webhook-endpoints/${created.id}/rotate-secret/`);
+      shown.push(rotated.body.secret);
+    }
+    const dump = JSON.stringify(await query(database, sql`SELECT * FROM webhook_endpoints`));
+    expect(dump).not.toContain("whsec_");
+    for (const secret of shown) {
+      // Neither the secret nor its key bytes, in any of their encodings.
+      const key = Buffer.from(secret.slice("whsec_".length), "base64");
+      for (const form of [secret, key.toString("base64"), key.toString("base64url"), key.toString("hex")]) {
+        expect(dump).not.toContain(form);
+      }
+    }
+    // Sealed with the first key of WEBHOOK_SECRET_KEYS: its id is stored with each one.
+    const rows = await endpointRows();
+    for (const row of rows) {
+      expect(row.secret).toMatch(/^v1:test:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/);
+      expect(row.previous_secret).toMatch(/^v1:test:/);
+    }
+  });
+
+  test("a sealed secret opens only on its own endpoint's row", async () => {
+    const a = await create();
+    const b = await create();
+    const [rowA] = await query<{ secret: string }>(
+      database,
+      sql`SELECT secret FROM webhook_endpoints WHERE id = ${a.id}`,
+    );
+    expect(() => testBox().open(rowA?.secret as string, b.id)).toThrow(/does not open/);
+    expect(testBox().open(rowA?.secret as string, a.id)).toBe(a.secret);
   });
 });

@@ -1,19 +1,24 @@
 // The program as operators start it: roles that need real services say so, a wrong setting stops
 // it with a message naming the variable, and with no URLs at all it runs on PGlite end to end.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadConfig } from "../../../src/config";
+import { localSecretKey } from "../../../src/webhooks/local-key";
 import { createAndAwaitCompleted, freePort } from "../../kit/processes";
 import { eventually } from "../../kit/wait";
 
 const ROOT = join(import.meta.dir, "..", "..", "..");
 
-/** The test's environment without the two service URLs that the kit sets (test/kit/db.ts, broker.ts). */
+/** What the kit sets for every process (test/kit/db.ts, broker.ts, processes.ts) and these tests leave out. */
+const KIT_SET = new Set(["DATABASE_URL", "AMQP_URL", "WEBHOOK_SECRET_KEYS"]);
+
+/** The test's environment without the two service URLs and the webhook secrets' key that the kit sets. */
 function envWithout(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && name !== "DATABASE_URL" && name !== "AMQP_URL") env[name] = value;
+    if (value !== undefined && !KIT_SET.has(name)) env[name] = value;
   }
   return { ...env, ...extra };
 }
@@ -45,6 +50,25 @@ describe("roles that need the real services", () => {
     );
     expect(exitCode).toBe(2);
     expect(stderr).toStartWith("payouts: --role=api needs AMQP_URL ");
+  });
+});
+
+describe("the key that encrypts webhook signing secrets", () => {
+  const urls = { DATABASE_URL: "postgres://postgres@127.0.0.1:1/none", AMQP_URL: "amqp://127.0.0.1:1" };
+  for (const role of ["api", "worker", "all"]) {
+    test(`--role=${role} with DATABASE_URL and no WEBHOOK_SECRET_KEYS stops, naming the variable`, async () => {
+      const { exitCode, stderr } = await run([`--role=${role}`], envWithout(urls));
+      expect(exitCode).toBe(2);
+      expect(stderr).toStartWith(`payouts: --role=${role} with DATABASE_URL needs WEBHOOK_SECRET_KEYS: `);
+    });
+  }
+
+  test("a malformed WEBHOOK_SECRET_KEYS stops the program naming it, and never echoes the value", async () => {
+    const value = `k1:${Buffer.alloc(31, 5).toString("base64")}`;
+    const { exitCode, stderr } = await run([], envWithout({ WEBHOOK_SECRET_KEYS: value }));
+    expect(exitCode).toBe(2);
+    expect(stderr).toStartWith("payouts: WEBHOOK_SECRET_KEYS entry 1 must be <id>:<base64 of 32 bytes>");
+    expect(stderr).not.toContain(value.slice(3));
   });
 });
 
@@ -122,19 +146,28 @@ describe("the embedded default", () => {
       const base = `http://127.0.0.1:${port}`;
 
       await eventually(async () => (await fetch(`${base}/health/ready`).catch(() => undefined))?.ok, 45_000, 100);
-      // The newcomer's key: the embedded default made it on its first start.
-      const key = readFileSync(join(dataDir, "dev-api-key"), "utf8").trim();
+      // The embedded default's development key, as the README's first requests send it.
+      const devKey = readFileSync(join(dataDir, "dev-api-key"), "utf8").trim();
       const done = await createAndAwaitCompleted(
         base,
         { amount: "12.34", currency: "EUR", recipient_details: "embedded" },
         30_000,
-        key,
+        devKey,
       );
       expect(done).toMatchObject({ amount: "12.34", status: "COMPLETED", failure_reason: null });
       expect(done.processed_at).toEqual(expect.any(String));
 
       started.kill("SIGTERM");
       expect(await started.exited).toBe(0);
+
+      // The embedded default made its webhook secrets' key beside its data, for its owner only,
+      // and the next start reads the same one (the same file, unchanged).
+      const keyFile = join(dataDir, "webhook-secret-key");
+      expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+      const key = readFileSync(keyFile, "utf8");
+      expect(key).toMatch(/^local:[A-Za-z0-9+/]{43}=\n$/);
+      expect(loadConfig({ WEBHOOK_SECRET_KEYS: key.trim() }).webhookSecretKeys?.[0]?.key).toHaveLength(32);
+      expect(localSecretKey(dataDir).keys).toBe(key.trim());
     },
     { timeout: 90_000 },
   );

@@ -3,11 +3,14 @@
 // contract says. The delivery loop runs in this process on the run's PostgreSQL.
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { type SQL, sql } from "drizzle-orm";
+import { parseKey } from "../../../src/keys/secret";
 import { type Clock, systemClock } from "../../../src/lib/clock";
 import { createLogger } from "../../../src/lib/log";
 import { registry } from "../../../src/metrics";
+import { PLAIN_HTTP } from "../../../src/webhooks/addresses";
 import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery/loop";
-import { testApi } from "../../kit/api";
+import { type SecretBox, secretBox } from "../../../src/webhooks/secret-box";
+import { LOCAL_WEBHOOKS, testApi, testBox } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { createPayout, query } from "../../kit/fixtures";
 import { type Answer, startReceiver } from "../../kit/receiver";
@@ -15,7 +18,7 @@ import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const api = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 86_400_000 } });
+const api = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 86_400_000 } });
 
 const run = async (statement: SQL) => {
   await database.db.execute(statement);
@@ -34,6 +37,7 @@ const OPTIONS: DeliveryOptions = {
   retryBaseDelayMs: 100,
   disableAfter: 10,
   allowPrivateNetworks: true,
+  allowHttp: true,
   concurrency: 8,
   perEndpoint: 8,
   pollIntervalMs: 20,
@@ -41,14 +45,19 @@ const OPTIONS: DeliveryOptions = {
 };
 
 /** The delivery loop, its log lines parsed and timed. */
-function deliver(options: Partial<DeliveryOptions> = {}, clock: Clock = systemClock, payoutsInFlight = () => 0) {
+function deliver(
+  options: Partial<DeliveryOptions> = {},
+  clock: Clock = systemClock,
+  payoutsInFlight = () => 0,
+  box: SecretBox = testBox(),
+) {
   const lines: Line[] = [];
   const raw: string[] = [];
   const log = createLogger("debug", "json", {}, (line) => {
     raw.push(line);
     lines.push(JSON.parse(line));
   });
-  const deliveries = startDeliveries(database.db, { ...OPTIONS, ...options }, clock, log, payoutsInFlight);
+  const deliveries = startDeliveries({ db: database.db, box, clock, log, payoutsInFlight }, { ...OPTIONS, ...options });
   stops.push(() => deliveries.stop());
   return { lines, raw, attempts: () => lines.filter((l) => l.msg === "webhook attempt") };
 }
@@ -238,6 +247,9 @@ describe("retries, failure, disabling", () => {
     expect(read.body).toMatchObject({
       enabled: false,
       disabled_reason: "2 deliveries in a row failed; the last: HTTP 500",
+      // The service disabled it, not the key that made it.
+      created_by: parseKey((await api.key()) as string)?.id,
+      updated_by: "system",
     });
     expect(r.received).toHaveLength(4);
 
@@ -304,7 +316,7 @@ describe("rotation and addresses", () => {
   });
 
   test("after the overlap, only the new secret verifies", async () => {
-    const noOverlap = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 0 } });
+    const noOverlap = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 0 } });
     const r = receiver();
     const e = await endpoint(r.url);
     const rotated = await noOverlap.request("POST", `/api/webhook-endpoints/${e.id}/rotate-secret/`);
@@ -324,6 +336,35 @@ describe("rotation and addresses", () => {
     expect((await deliveriesOf(e.id))[0]?.last_error).toMatch(/^refused address: the url must not point to a loopback/);
     expect(loop.attempts().map((l) => l.outcome)).toEqual(["refused_address"]);
     expect(r.received).toEqual([]);
+  });
+
+  test("at delivery time plain http is refused again, unless allowed: an endpoint stored while it was", async () => {
+    const r = receiver();
+    const e = await endpoint(r.url);
+    expect(r.url).toStartWith("http://");
+    await createPayout(api);
+    const loop = deliver({ allowHttp: false, maxAttempts: 1 });
+    await eventually(async () => (await deliveriesOf(e.id))[0]?.status === "failed");
+    expect((await deliveriesOf(e.id))[0]?.last_error).toBe(`refused address: the url ${PLAIN_HTTP}`);
+    expect(loop.attempts().map((l) => l.outcome)).toEqual(["refused_address"]);
+    expect(r.received).toEqual([]);
+  });
+
+  test("a secret sealed with a key the process does not hold is a failed attempt naming the key id; nothing is sent unsigned", async () => {
+    const r = receiver();
+    const e = await endpoint(r.url);
+    await createPayout(api);
+    const other = secretBox([{ id: "other", key: Buffer.alloc(32, 9) }]);
+    const loop = deliver({ maxAttempts: 1 }, systemClock, () => 0, other);
+    await eventually(async () => (await deliveriesOf(e.id))[0]?.status === "failed");
+    expect((await deliveriesOf(e.id))[0]?.last_error).toBe(
+      'the signing secret is sealed with key id "test", not in WEBHOOK_SECRET_KEYS',
+    );
+    expect(loop.attempts().map((l) => l.outcome)).toEqual(["unreadable_secret"]);
+    expect(r.received).toEqual([]);
+    // Nor is any secret in a log line of the loop, at debug level.
+    expect(loop.raw.join("\n")).not.toContain(e.secret);
+    expect(loop.raw.join("\n")).not.toContain(e.secret.slice("whsec_".length));
   });
 
   test("the pending gauges count deliveries not yet done and events not yet fanned out", async () => {

@@ -5,20 +5,20 @@ import { expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { fanOut } from "../../../src/webhooks/delivery/fanout";
-import { testApi } from "../../kit/api";
+import { LOCAL_WEBHOOKS, testApi } from "../../kit/api";
 import { createPayout, query } from "../../kit/fixtures";
 import { eventually } from "../../kit/wait";
 import { processingFixtures, spawnWorker } from "../processing/harness";
 
 const fixtures = processingFixtures(8);
-const api = () => testApi(fixtures.database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 0 } });
+const api = () => testApi(fixtures.database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 0 } });
 
 /** `count` endpoints subscribed to every type (or `types`), as the api would store them. */
 async function addEndpoints(count: number, types = sql`enum_range(NULL::payout_event_type)`) {
   const rows = await query<{ id: string }>(
     fixtures.database,
-    sql`INSERT INTO webhook_endpoints (id, url, event_types, secret)
-        SELECT gen_random_uuid(), 'http://127.0.0.1:9/hook', ${types}, 'whsec_' || md5(i::text)
+    sql`INSERT INTO webhook_endpoints (id, url, event_types, secret, created_by, updated_by)
+        SELECT gen_random_uuid(), 'http://127.0.0.1:9/hook', ${types}, 'whsec_' || md5(i::text), 'test', 'test'
         FROM generate_series(1, ${count}) AS i RETURNING id`,
   );
   return rows.map((r) => r.id);

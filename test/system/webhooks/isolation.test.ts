@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeEach, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { systemClock } from "../../../src/lib/clock";
 import { type DeliveryOptions, startDeliveries } from "../../../src/webhooks/delivery/loop";
-import { testApi } from "../../kit/api";
+import { LOCAL_WEBHOOKS, testApi, testBox } from "../../kit/api";
 import { resetDatabase, testDatabase } from "../../kit/db";
 import { createPayout, query } from "../../kit/fixtures";
 import { quiet } from "../../kit/log";
@@ -15,7 +15,7 @@ import { eventually } from "../../kit/wait";
 
 const database = testDatabase();
 afterAll(() => database.close());
-const api = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 0 } });
+const api = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 0 } });
 const stops: (() => unknown)[] = [];
 beforeEach(() => resetDatabase(database));
 afterEach(async () => {
@@ -28,6 +28,7 @@ const OPTIONS: DeliveryOptions = {
   retryBaseDelayMs: 60_000,
   disableAfter: 1000,
   allowPrivateNetworks: true,
+  allowHttp: true,
   concurrency: 8,
   perEndpoint: 3,
   pollIntervalMs: 50,
@@ -85,7 +86,7 @@ test("a healthy endpoint's new events arrive while a silent and a failing endpoi
   await backlog(failingEndpoint.id, BACKLOG);
   healthy.secrets.push((await endpoint(healthy.url)).secret);
 
-  const deliveries = startDeliveries(database.db, OPTIONS, systemClock, quiet);
+  const deliveries = startDeliveries({ db: database.db, box: testBox(), clock: systemClock, log: quiet }, OPTIONS);
   stops.push(() => deliveries.stop());
   // The bad endpoints are busy with their backlogs before the healthy one's events happen.
   await eventually(async () => silentNow === OPTIONS.perEndpoint && failing.received.length > 0);

@@ -10,7 +10,7 @@ import { eventually } from "../../kit/wait";
 import { processingFixtures, spawnWorker } from "../processing/harness";
 
 const fixtures = processingFixtures();
-const WEBHOOKS = { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true", GATEWAY_LATENCY_MS: "0" };
+const WEBHOOKS = { WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true", WEBHOOK_ALLOW_HTTP: "true", GATEWAY_LATENCY_MS: "0" };
 
 function receiver() {
   const r = startReceiver([]);

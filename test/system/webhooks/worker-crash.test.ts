@@ -2,7 +2,7 @@
 // loses none: its leases expire and the next worker delivers what was in flight.
 import { expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
-import { testApi } from "../../kit/api";
+import { LOCAL_WEBHOOKS, testApi } from "../../kit/api";
 import { onCleanup } from "../../kit/cleanup";
 import { query } from "../../kit/fixtures";
 import { startReceiver } from "../../kit/receiver";
@@ -13,6 +13,7 @@ const fixtures = processingFixtures();
 
 const WORKER_ENV = {
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true",
+  WEBHOOK_ALLOW_HTTP: "true",
   WEBHOOK_TIMEOUT_MS: "1000",
   WEBHOOK_RETRY_BASE_DELAY_MS: "100",
   GATEWAY_LATENCY_MS: "0",
@@ -20,7 +21,7 @@ const WORKER_ENV = {
 
 test("kill -9 of the worker during deliveries, then a new worker: every event is delivered", async () => {
   const { database, broker } = fixtures;
-  const api = testApi(database, { webhooks: { allowPrivateNetworks: true, secretOverlapMs: 0 } });
+  const api = testApi(database, { webhooks: { ...LOCAL_WEBHOOKS, secretOverlapMs: 0 } });
   // A slow receiver: deliveries are in flight when the worker dies.
   const receiver = startReceiver([], async () => {
     await Bun.sleep(150);

@@ -1,7 +1,7 @@
 // Which endpoint URLs are refused as written (no DNS here): the address rules of the webhooks.
 import { expect, test } from "bun:test";
 import { URL_MAX } from "../../../src/db/schema";
-import { isPublicAddress, NON_PUBLIC, urlProblem } from "../../../src/webhooks/addresses";
+import { isPublicAddress, NON_PUBLIC, PLAIN_HTTP, schemeProblem, urlProblem } from "../../../src/webhooks/addresses";
 
 test.each([
   ["93.184.216.34", true],
@@ -23,14 +23,29 @@ test.each([
   expect(isPublicAddress(address)).toBe(expected);
 });
 
+const STRICT = { allowPrivateNetworks: false, allowHttp: false };
+
 test("a URL is refused for its scheme, user information, length or a non-public address, unless allowed", () => {
-  expect(urlProblem("https://93.184.216.34/hooks", false)).toBeUndefined();
-  expect(urlProblem("https://hooks.example.com/payouts", false)).toBeUndefined();
-  expect(urlProblem("ftp://93.184.216.34/", false)).toBe("must be an absolute http or https URL");
-  expect(urlProblem("/hooks", false)).toBe("must be an absolute http or https URL");
-  expect(urlProblem("https://user:pw@93.184.216.34/", false)).toBe("must not contain user information");
-  expect(urlProblem(`https://example.com/${"a".repeat(URL_MAX)}`, false)).toBe(`must be at most ${URL_MAX} characters`);
-  expect(urlProblem("http://127.0.0.1:8080/hooks", false)).toBe(NON_PUBLIC);
-  expect(urlProblem("http://[::1]/hooks", false)).toBe(NON_PUBLIC);
-  expect(urlProblem("http://127.0.0.1:8080/hooks", true)).toBeUndefined();
+  expect(urlProblem("https://93.184.216.34/hooks", STRICT)).toBeUndefined();
+  expect(urlProblem("https://hooks.example.com/payouts", STRICT)).toBeUndefined();
+  expect(urlProblem("ftp://93.184.216.34/", STRICT)).toBe("must be an absolute https URL");
+  expect(urlProblem("/hooks", STRICT)).toBe("must be an absolute https URL");
+  expect(urlProblem("https://user:pw@93.184.216.34/", STRICT)).toBe("must not contain user information");
+  expect(urlProblem(`https://example.com/${"a".repeat(URL_MAX)}`, STRICT)).toBe(
+    `must be at most ${URL_MAX} characters`,
+  );
+  expect(urlProblem("https://127.0.0.1:8080/hooks", STRICT)).toBe(NON_PUBLIC);
+  expect(urlProblem("https://[::1]/hooks", STRICT)).toBe(NON_PUBLIC);
+  expect(urlProblem("https://127.0.0.1:8080/hooks", { ...STRICT, allowPrivateNetworks: true })).toBeUndefined();
+});
+
+test("plain http is refused unless WEBHOOK_ALLOW_HTTP allows it; https always passes the scheme rule", () => {
+  expect(urlProblem("http://hooks.example.com/payouts", STRICT)).toBe(PLAIN_HTTP);
+  expect(urlProblem("HTTP://hooks.example.com/payouts", STRICT)).toBe(PLAIN_HTTP);
+  expect(urlProblem("http://hooks.example.com/payouts", { ...STRICT, allowHttp: true })).toBeUndefined();
+  // Allowing http does not allow private addresses: the two settings are apart.
+  expect(urlProblem("http://127.0.0.1/hooks", { ...STRICT, allowHttp: true })).toBe(NON_PUBLIC);
+  expect(schemeProblem(new URL("https://hooks.example.com/"), false)).toBeUndefined();
+  expect(schemeProblem(new URL("http://hooks.example.com/"), false)).toBe(PLAIN_HTTP);
+  expect(schemeProblem(new URL("http://hooks.example.com/"), true)).toBeUndefined();
 });

@@ -4,6 +4,9 @@
 import { describe, expect, test } from "bun:test";
 import { isPublicAddress, urlProblem } from "../../../src/webhooks/addresses";
 
+const STRICT = { allowPrivateNetworks: false, allowHttp: false };
+const PRIVATE = { allowPrivateNetworks: true, allowHttp: false };
+
 const forms: [form: string, refused: string[], allowed: string[]][] = [
   [
     "IPv4-mapped ::ffff:0:0/96",
@@ -58,12 +61,12 @@ describe.each(forms)("%s", (_, refused, allowed) => {
   test.each(refused)("%s is not public, nor in a URL", (address) => {
     expect(isPublicAddress(address)).toBe(false);
     expect(isPublicAddress(`[${address}]`)).toBe(false);
-    expect(urlProblem(`http://[${address}]/hook`, false)).toMatch(/^must not point to a loopback/);
-    expect(urlProblem(`http://[${address}]/hook`, true)).toBeUndefined();
+    expect(urlProblem(`https://[${address}]/hook`, STRICT)).toMatch(/^must not point to a loopback/);
+    expect(urlProblem(`https://[${address}]/hook`, PRIVATE)).toBeUndefined();
   });
   test.each(allowed)("%s embeds a public IPv4 address: allowed", (address) => {
     expect(isPublicAddress(address)).toBe(true);
-    expect(urlProblem(`https://[${address}]:8443/hook`, false)).toBeUndefined();
+    expect(urlProblem(`https://[${address}]:8443/hook`, STRICT)).toBeUndefined();
   });
 });
 
