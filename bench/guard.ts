@@ -3,6 +3,7 @@
 // database (GET /api/payouts/not-a-uuid/: a 404 from the path alone), so that the difference is
 // the guard's own work: parsing the header, hashing the token, the cache lookup, and the database
 // read once per API_KEY_CACHE_TTL_MS. Alternating rounds, the median of each counts.
+import { randomBytes } from "node:crypto";
 import { loadConfig } from "../src/config";
 import { connectPostgres } from "../src/db/client";
 import { createApp } from "../src/http/app";
@@ -11,6 +12,7 @@ import { systemClock } from "../src/lib/clock";
 import { createLogger } from "../src/lib/log";
 import { apiGuard, apiPlugins } from "../src/roles/http-features";
 import { keyServiceOptions, webhookSettings } from "../src/roles/options";
+import { secretBox } from "../src/webhooks/secret-box";
 
 const ROUNDS = 11;
 const PER_ROUND = 5000;
@@ -31,7 +33,15 @@ export async function guardCost(databaseUrl: string, key: string) {
       brokerConnected: () => true,
       ...(guarded ? { guard: apiGuard(keys) } : {}),
       features: apiPlugins(
-        { database, clock: systemClock, log, keys, onCreated: () => {} },
+        // No endpoint is made here: a throwaway sealing key serves.
+        {
+          database,
+          clock: systemClock,
+          log,
+          keys,
+          box: secretBox([{ id: "bench", key: randomBytes(32) }]),
+          onCreated: () => {},
+        },
         {
           idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
           createDeadlineMs: config.createDeadlineMs,
