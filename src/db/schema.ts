@@ -10,6 +10,7 @@ import {
   numeric,
   pgEnum,
   pgTable,
+  primaryKey,
   smallint,
   text,
   timestamp,
@@ -81,6 +82,9 @@ export const payouts = pgTable(
     createdAt: instant("created_at").notNull().defaultNow(),
     updatedAt: instant("updated_at").notNull().defaultNow(),
     processedAt: instant("processed_at"),
+    /** The API key that created it, which its payout.created event names as its actor; NULL for
+     * payouts stored before drizzle/0013 and for rows written outside the api (psql). */
+    createdBy: text("created_by"),
   },
   (t) => [
     check("payouts_amount_positive", sql`${t.amount} >= 0.01`),
@@ -116,7 +120,10 @@ export const payoutOutbox = pgTable("payout_outbox", {
 export const idempotencyKeys = pgTable(
   "idempotency_keys",
   {
-    key: varchar("key", { length: IDEMPOTENCY_KEY_MAX }).primaryKey(),
+    /** The API key that sent it: each API key has its own Idempotency-Keys (docs: access-control).
+     * Keys stored before drizzle/0013 belong to the nil UUID, which no API key has. */
+    apiKeyId: uuid("api_key_id").notNull(),
+    key: varchar("key", { length: IDEMPOTENCY_KEY_MAX }).notNull(),
     /** SHA-256 of the normalised request body: the same key with another body is refused. */
     fingerprint: text("fingerprint").notNull(),
     payoutId: uuid("payout_id").notNull(),
@@ -124,8 +131,11 @@ export const idempotencyKeys = pgTable(
     responseBody: jsonb("response_body").notNull(),
     createdAt: instant("created_at").notNull().defaultNow(),
   },
-  // The retention purge reads the oldest keys first, a few hundred at a time: from this index.
-  (t) => [index("idempotency_keys_created_idx").on(t.createdAt)],
+  (t) => [
+    primaryKey({ columns: [t.apiKeyId, t.key] }),
+    // The retention purge reads the oldest keys first, a few hundred at a time: from this index.
+    index("idempotency_keys_created_idx").on(t.createdAt),
+  ],
 );
 
 /**
@@ -160,6 +170,9 @@ export const payoutEvents = pgTable(
     createdAt: instant("created_at").notNull(),
     /** The payout as the API shows it, built by the trigger; json keeps the API's key order. */
     data: json("data").notNull(),
+    /** Who made the change: the API key's id, or 'system' (the worker, the relay, psql). NULL for
+     * events appended before drizzle/0013, which did not record it. */
+    actor: text("actor"),
   },
   (t) => [index("payout_events_payout_idx").on(t.payoutId, t.id), index("payout_events_type_idx").on(t.type, t.id)],
 );

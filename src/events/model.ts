@@ -29,6 +29,11 @@ export const PayoutEvent = Type.Object(
       $ref: "#/components/schemas/Payout",
       description: "The payout right after the change (for payout.deleted: right before it).",
     }),
+    actor: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'Who made the change: the id of the API key whose request made it (payout.created, payout.updated, payout.cancelled, payout.deleted), or "system" for the service itself (payout.processing, payout.completed, payout.failed: the worker and the relay). A revoked key\'s id still resolves (GET /api/keys/{id}/). null for events recorded before actors were (older than the upgrade that added them).',
+      examples: ["system", "0193b6c2-1d00-7c3a-9a51-2f0c8e6d4b01"],
+    }),
   },
   {
     description:
@@ -52,6 +57,7 @@ export const PayoutEvent = Type.Object(
           updated_at: "2026-11-26T10:15:31.001Z",
           processed_at: "2026-11-26T10:15:31.001Z",
         },
+        actor: "system",
       },
     ],
   },

@@ -15,6 +15,7 @@ export function toEvent(row: PayoutEventRow): PayoutEvent {
     attempt: row.attempt,
     created_at: row.createdAt.toISOString(),
     data: row.data as Payout,
+    actor: row.actor,
   };
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import { type Db, resultRows } from "../db/client";
 import {
   CreateOutcomeUnknownError,
@@ -66,13 +66,17 @@ export const createAnswerBoundMs = (createDeadlineMs: number) =>
 
 const UNIQUE_VIOLATION = "23505";
 
-/** A create with everything decided before any statement runs: a re-run writes the same row. */
-type NewPayout = CreatePayoutInput & { id: string; deadline: Date };
+/**
+ * A create with everything decided before any statement runs: a re-run writes the same row.
+ * `createdBy` is the API key that sent it, which its payout.created event names as its actor.
+ */
+type NewPayout = CreatePayoutInput & { id: string; deadline: Date; createdBy: string };
 
-const newPayout = (input: CreatePayoutInput, clock: Clock, deadlineMs: number): NewPayout => ({
+const newPayout = (input: CreatePayoutInput, apiKeyId: string, clock: Clock, deadlineMs: number): NewPayout => ({
   ...input,
   id: Bun.randomUUIDv7(),
   deadline: new Date(clock.now() + deadlineMs),
+  createdBy: apiKeyId,
 });
 
 /** When a create whose answer was lost is looked up: its deadline, and the commit's flush after it. */
@@ -113,6 +117,7 @@ const NEW_ROW: Record<keyof PayoutRow, SQL> = {
   createdAt: sql`now()`,
   updatedAt: sql`now()`,
   processedAt: sql`NULL`,
+  createdBy: sql`t.created_by`,
 };
 
 // The batch's JSON records are read as the columns' own types, limits included.
@@ -128,6 +133,7 @@ const createRecord = (p: NewPayout) => ({
   recipient_details: p.recipient_details,
   comment: p.comment,
   deadline: p.deadline.toISOString(),
+  created_by: p.createdBy,
 });
 
 /**
@@ -165,7 +171,7 @@ export function payoutCreates(
       sql`WITH input AS MATERIALIZED (
             SELECT * FROM jsonb_to_recordset(${sql.placeholder("rows")}::jsonb)
               AS t(id uuid, amount ${AMOUNT_COLUMN}, currency currency, recipient_details ${RECIPIENT_COLUMN},
-                   comment ${COMMENT_COLUMN}, deadline timestamptz)
+                   comment ${COMMENT_COLUMN}, deadline timestamptz, created_by text)
             WHERE clock_timestamp() < t.deadline
           ), fence AS (
             SELECT create_deadline_fence(min(deadline)) AS fenced FROM input HAVING count(*) > 0
@@ -216,8 +222,8 @@ export function payoutCreates(
    * answer; absent, 503 (it never will be there); CreateOutcomeUnknownError, naming the id, only
    * when the database cannot even be asked.
    */
-  const createOne = async (input: CreatePayoutInput): Promise<Payout> => {
-    const payout = newPayout(input, clock, createDeadlineMs);
+  const createOne = async (input: CreatePayoutInput, apiKeyId: string): Promise<Payout> => {
+    const payout = newPayout(input, apiKeyId, clock, createDeadlineMs);
     try {
       const created = await guarded(() => insertBatch(payout), null);
       if (!created) throw notStored();
@@ -240,8 +246,17 @@ export function payoutCreates(
     return toPayout(row);
   };
 
+  /**
+   * An Idempotency-Key as stored: the value the client sent, of the API key that sent it (docs:
+   * access-control). Every read and write of a key names both, so two API keys' equal values are
+   * two keys; the primary key (api_key_id, key) serves each lookup.
+   */
+  const keyIs = (apiKeyId: string, key: string) =>
+    and(eq(idempotencyKeys.apiKeyId, apiKeyId), eq(idempotencyKeys.key, key)) as SQL;
+
   /** The key's payout and its row (with the first response) written together, or nothing. */
   const writeKeyed = async (payout: NewPayout, key: string, print: string, response: Payout) => {
+    const owned = keyIs(payout.createdBy, key);
     try {
       // An expired key (older than the TTL, not yet purged) is deleted first and taken anew; the
       // payout's SELECT reads `expired_key` so that the DELETE runs before both INSERTs. The fence
@@ -249,23 +264,21 @@ export function payoutCreates(
       const result = await db.execute(sql`
         WITH expired_key AS (
           DELETE FROM ${idempotencyKeys}
-          WHERE ${idempotencyKeys.key} = ${key} AND ${expired(idempotencyKeyTtlMs)}
+          WHERE ${owned} AND ${expired(idempotencyKeyTtlMs)}
           RETURNING 1
         ), payout AS (
-          INSERT INTO ${payouts} (id, amount, currency, recipient_details, comment, created_at, updated_at)
+          INSERT INTO ${payouts} (id, amount, currency, recipient_details, comment, created_at, updated_at, created_by)
           SELECT ${payout.id}::uuid, ${payout.amount}::numeric, ${payout.currency}::currency,
                  ${payout.recipient_details}, ${payout.comment}, ${response.created_at}::timestamptz,
-                 ${response.created_at}::timestamptz
+                 ${response.created_at}::timestamptz, ${payout.createdBy}
           WHERE clock_timestamp() < ${payout.deadline.toISOString()}::timestamptz
             AND create_deadline_fence(${payout.deadline.toISOString()}::timestamptz)
             AND (SELECT count(*) FROM expired_key) >= 0
-            AND NOT EXISTS (
-              SELECT 1 FROM ${idempotencyKeys}
-              WHERE ${idempotencyKeys.key} = ${key} AND NOT ${expired(idempotencyKeyTtlMs)})
+            AND NOT EXISTS (SELECT 1 FROM ${idempotencyKeys} WHERE ${owned} AND NOT ${expired(idempotencyKeyTtlMs)})
           RETURNING id
         )
-        INSERT INTO ${idempotencyKeys} (key, fingerprint, payout_id, response_status, response_body)
-        SELECT ${key}, ${print}, id, 201, ${JSON.stringify(response)}::jsonb FROM payout
+        INSERT INTO ${idempotencyKeys} (api_key_id, key, fingerprint, payout_id, response_status, response_body)
+        SELECT ${payout.createdBy}::uuid, ${key}, ${print}, id, 201, ${JSON.stringify(response)}::jsonb FROM payout
         RETURNING payout_id`);
       // Nothing written: the key was taken, or the statement ran after its deadline.
       return resultRows(result).length > 0 ? "created" : "not written";
@@ -284,15 +297,18 @@ export function payoutCreates(
    * older than the TTL counts as absent even before the purge deletes it: the same key creates a
    * new payout, and concurrent requests with it still create one (the later ones fail on the new row).
    *
+   * The key is the caller's own (`apiKeyId`'s): another API key's equal value is another key, never
+   * replayed, never refused as reused (a rolled key keeps its id, so its keys).
+   *
    * Whatever this request did not create itself is settled by the key, never by its own fresh id
    * (an id no payout may ever have, while the key's payout exists under another): the key's row
    * found is replayed; not found after the deadline, or not readable, is a
    * KeyedCreateUnsettledError that tells the client to retry with the same key. The key lookup
    * gets what is left of the create's budget (answerTime), so a keyed create answers as soon as any.
    */
-  const createIdempotent = async (input: CreatePayoutInput, key: string): Promise<CreateResult> => {
+  const createIdempotent = async (input: CreatePayoutInput, apiKeyId: string, key: string): Promise<CreateResult> => {
     const print = fingerprint(input);
-    const payout = newPayout(input, clock, createDeadlineMs);
+    const payout = newPayout(input, apiKeyId, clock, createDeadlineMs);
     const response = createdPayout(payout, new Date(clock.now()).toISOString());
     let written: "created" | "not written" | "unknown";
     try {
@@ -310,7 +326,7 @@ export function payoutCreates(
     let first: typeof idempotencyKeys.$inferSelect | undefined;
     try {
       [first] = await guarded(
-        () => db.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key)),
+        () => db.select().from(idempotencyKeys).where(keyIs(apiKeyId, key)),
         Math.max(0, answerTime(payout) - clock.now()),
       );
     } catch (error) {
@@ -325,11 +341,12 @@ export function payoutCreates(
     return { status: first.responseStatus, body: inPayoutOrder(first.responseBody), replayed: true };
   };
 
-  return async (input: CreatePayoutInput, idempotencyKey?: string): Promise<CreateResult> => {
+  /** `apiKeyId`: the caller, the payout's creator and the owner of its Idempotency-Key. */
+  return async (input: CreatePayoutInput, apiKeyId: string, idempotencyKey?: string): Promise<CreateResult> => {
     const result =
       idempotencyKey === undefined
-        ? { payout: await createOne(input), replayed: false as const }
-        : await createIdempotent(input, idempotencyKey);
+        ? { payout: await createOne(input, apiKeyId), replayed: false as const }
+        : await createIdempotent(input, apiKeyId, idempotencyKey);
     if (!result.replayed) payoutsCreated.inc();
     return result;
   };

@@ -1,4 +1,4 @@
-import { inArray, lt, type SQL, sql } from "drizzle-orm";
+import { lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { idempotencyKeys } from "../db/schema";
 import type { Logger } from "../lib/log";
@@ -33,8 +33,10 @@ export async function purgeExpiredKeys(db: Db, ttlMs: number, limit: number): Pr
       .select({ held: sql<boolean>`pg_try_advisory_xact_lock(${PURGE_LOCK})` })
       .from(sql`(VALUES (1)) AS one`);
     if (!lock?.held) return -1;
+    // A key is its API key's id and its value together (another API key may hold the same value,
+    // not yet expired): the rows are deleted by that pair, never by the value alone.
     const oldest = tx
-      .select({ key: idempotencyKeys.key })
+      .select({ apiKeyId: idempotencyKeys.apiKeyId, key: idempotencyKeys.key })
       .from(idempotencyKeys)
       .where(expired(ttlMs))
       .orderBy(idempotencyKeys.createdAt)
@@ -42,7 +44,7 @@ export async function purgeExpiredKeys(db: Db, ttlMs: number, limit: number): Pr
       .for("update", { skipLocked: true });
     const deleted = await tx
       .delete(idempotencyKeys)
-      .where(inArray(idempotencyKeys.key, oldest))
+      .where(sql`(${idempotencyKeys.apiKeyId}, ${idempotencyKeys.key}) IN ${oldest}`)
       .returning({ key: idempotencyKeys.key });
     return deleted.length;
   });

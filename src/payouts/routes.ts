@@ -16,6 +16,7 @@ import {
 import { OutcomeUnknown, RETRY_WITH_KEY } from "../http/problem";
 import { aboutPayout } from "../http/request-log";
 import { json, pathId } from "../http/route";
+import { callerOf } from "../keys/auth";
 import {
   CreatePayoutBody,
   IDEMPOTENCY_KEY_MAX,
@@ -199,7 +200,7 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
         const key = idempotencyKey(request.headers);
         const input = validateCreate(body);
         if (!input.ok) throw new ValidationFailed(input.errors);
-        const result = await service.create(input.value, key).catch(outcomeUnknownAt);
+        const result = await service.create(input.value, callerOf(request).id, key).catch(outcomeUnknownAt);
         if (result.replayed) {
           const { id } = result.body as { id: string };
           aboutPayout(request, id);
@@ -226,18 +227,18 @@ export function payoutRoutes(service: PayoutService, onCreated: (id: string) => 
     })
     .patch(
       "/api/payouts/:id/",
-      async ({ params, body }) => {
+      async ({ params, body, request }) => {
         const id = payoutId(params.id);
         const input = validateUpdate(body);
         if (!input.ok) throw new ValidationFailed(input.errors);
-        return json(await service.update(id, input.value), 200);
+        return json(await service.update(id, input.value, callerOf(request).id), 200);
       },
       { params: PayoutIdParam, detail: docs.update },
     )
     .delete(
       "/api/payouts/:id/",
-      async ({ params }) => {
-        await service.remove(payoutId(params.id));
+      async ({ params, request }) => {
+        await service.remove(payoutId(params.id), callerOf(request).id);
         return new Response(null, { status: 204 });
       },
       { params: PayoutIdParam, detail: docs.remove },

@@ -47,6 +47,21 @@ export function pageQuery(db: Db, query: ListQuery) {
     .limit(query.limit + 1);
 }
 
+/**
+ * A statement that tells the events trigger who makes it: a CTE sets payouts.actor to the caller's
+ * API key id, and `told` (ANDed into the statement's WHERE) reads it, so it is set before any row
+ * changes and the statement-level trigger, which runs after them, reads it
+ * (src/db/sql/audit-trail.sql). `true`: the setting is transaction-local and ends with this
+ * statement's own transaction; never session-wide, which would name this key as the actor of the
+ * next statements of whoever uses the pooled connection next (the worker's claims).
+ */
+function asActor(db: Db, apiKeyId: string) {
+  const caller = db
+    .$with("caller", { actor: sql<string>`actor` })
+    .as(sql`SELECT set_config('payouts.actor', ${apiKeyId}, true) AS actor`);
+  return { db: db.with(caller), told: sql`(SELECT actor FROM caller) IS NOT NULL` };
+}
+
 type PayoutServiceDeps = { db: Db; availability: Availability; clock: Clock; log: Logger };
 type PayoutServiceOptions = {
   /** IDEMPOTENCY_KEY_TTL_MS: how long an Idempotency-Key stays bound to its first response. */
@@ -88,8 +103,9 @@ export function payoutService(
   const create = payoutCreates({ db, clock, guarded }, { idempotencyKeyTtlMs, createDeadlineMs });
 
   return {
-    create(input: CreatePayoutInput, idempotencyKey?: string): Promise<CreateResult> {
-      return create(input, idempotencyKey);
+    /** `apiKeyId`: the caller, whom the payout's events name as their actor. */
+    create(input: CreatePayoutInput, apiKeyId: string, idempotencyKey?: string): Promise<CreateResult> {
+      return create(input, apiKeyId, idempotencyKey);
     },
 
     async get(id: string): Promise<Payout> {
@@ -108,7 +124,7 @@ export function payoutService(
      * while the payout is still in a status that allows it. A worker's claim racing a cancel is
      * serialised by the row lock: exactly one of them matches.
      */
-    async update(id: string, input: UpdatePayoutInput): Promise<Payout> {
+    async update(id: string, input: UpdatePayoutInput, apiKeyId: string): Promise<Payout> {
       const changesTerms =
         input.amount !== undefined || input.currency !== undefined || input.recipient_details !== undefined;
       const allowedFrom = STATUSES.filter(
@@ -116,8 +132,9 @@ export function payoutService(
           (!changesTerms || TERMS_EDITABLE_IN.includes(s)) &&
           (input.status === undefined || CANCELLABLE_FROM.includes(s)),
       );
+      const by = asActor(db, apiKeyId);
       const [row] = await guarded(() =>
-        db
+        by.db
           .update(payouts)
           .set({
             amount: input.amount,
@@ -127,7 +144,7 @@ export function payoutService(
             status: input.status,
             updatedAt: sql`now()`,
           })
-          .where(and(eq(payouts.id, id), inArray(payouts.status, allowedFrom)))
+          .where(and(eq(payouts.id, id), inArray(payouts.status, allowedFrom), by.told))
           .returning(),
       );
       if (row) {
@@ -144,11 +161,12 @@ export function payoutService(
       );
     },
 
-    async remove(id: string): Promise<void> {
+    async remove(id: string, apiKeyId: string): Promise<void> {
+      const by = asActor(db, apiKeyId);
       const [row] = await guarded(() =>
-        db
+        by.db
           .delete(payouts)
-          .where(and(eq(payouts.id, id), inArray(payouts.status, DELETABLE_IN)))
+          .where(and(eq(payouts.id, id), inArray(payouts.status, DELETABLE_IN), by.told))
           .returning({ id: payouts.id }),
       );
       if (row) return;

@@ -1,16 +1,21 @@
 -- The audit trail, written by PostgreSQL itself: whoever changes a payout (the api, a worker, an
 -- operator's psql) appends its event, and the event's webhook fan-out row, in the same
 -- transaction. A change without its event, or an event without its change, cannot commit.
--- payouts_append_events: last defined by drizzle/0011_webhook_fanout.sql; the triggers and
--- payout_events_refuse_change by drizzle/0006_events_trigger.sql.
+-- payouts_append_events: last defined by drizzle/0013_actor_and_keys_per_api_key.sql; the triggers
+-- and payout_events_refuse_change by drizzle/0006_events_trigger.sql.
 
 -- One statement-level trigger per operation, reading the statement's transition tables: a batch
 -- of 200 creates or claims appends its 200 events with one INSERT, not 200. The ids of one
 -- statement's events share the statement's instant (uuid-v7.sql). The deliveries of the events are
 -- the delivery loop's to create from webhook_fanout (src/webhooks/delivery/fanout.ts), outside any
 -- payout's transaction, so that a create's cost does not grow with the number of endpoints.
--- (The body's own comment names src/webhooks/delivery.ts, the file fanOut lived in when 0011 was
--- written; it changes with the next migration that replaces this function.)
+--
+-- Each event names its actor (docs: access-control, "Who did it"): a created payout's own
+-- created_by (the api writes each row's API key id: one batch holds rows of several keys); for
+-- an UPDATE or DELETE the transaction-local setting payouts.actor, which the api's statement sets
+-- itself (set_config(..., true) in a CTE the statement reads first: src/payouts/service.ts), so it
+-- ends with that statement's transaction and never reaches the next user of a pooled connection.
+-- Whatever sets neither (the worker, the relay, an operator's psql) is 'system'.
 CREATE OR REPLACE FUNCTION payouts_append_events() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   now_exact timestamptz := clock_timestamp();
@@ -18,18 +23,24 @@ DECLARE
   prefix bytea := uuid_v7_prefix(now_exact);
   event_ids uuid[];
   appended_types payout_event_type[];
+  -- Unset in this session is NULL; set in an earlier transaction of the session is ''.
+  session_actor text := coalesce(nullif(current_setting('payouts.actor', true), ''), 'system');
 BEGIN
   IF TG_OP = 'INSERT' THEN
     WITH appended AS (
-      INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data)
-      SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING prefix FROM 1 FOR 8), 'hex')::uuid, 'payout.created', n.id, NULL, at, payout_json(n::payouts) FROM new_rows n
+      INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data, actor)
+      SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING prefix FROM 1 FOR 8), 'hex')::uuid, 'payout.created', n.id, NULL, at, payout_json(n::payouts),
+             coalesce(n.created_by, session_actor)
+      FROM new_rows n
       RETURNING id, type
     )
     SELECT array_agg(id), array_agg(type) INTO event_ids, appended_types FROM appended;
   ELSIF TG_OP = 'DELETE' THEN
     WITH appended AS (
-      INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data)
-      SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING prefix FROM 1 FOR 8), 'hex')::uuid, 'payout.deleted', o.id, NULL, at, payout_json(o::payouts) FROM old_rows o
+      INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data, actor)
+      SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING prefix FROM 1 FOR 8), 'hex')::uuid, 'payout.deleted', o.id, NULL, at, payout_json(o::payouts),
+             session_actor
+      FROM old_rows o
       RETURNING id, type
     )
     SELECT array_agg(id), array_agg(type) INTO event_ids, appended_types FROM appended;
@@ -55,17 +66,17 @@ BEGIN
              END::payout_event_type AS type
       FROM new_rows n JOIN old_rows o ON o.id = n.id
     ), appended AS (
-      INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data)
+      INSERT INTO payout_events (id, type, payout_id, attempt, created_at, data, actor)
       SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING prefix FROM 1 FOR 8), 'hex')::uuid, c.type, (c.p).id,
              CASE WHEN c.type IN ('payout.processing', 'payout.completed', 'payout.failed') THEN (c.p).attempts END,
-             at, payout_json(c.p)
+             at, payout_json(c.p), session_actor
       FROM changed c WHERE c.type IS NOT NULL
       RETURNING id, type
     )
     SELECT array_agg(id), array_agg(type) INTO event_ids, appended_types FROM appended;
   END IF;
 
-  -- The deliveries of these events are the delivery loop's to create (src/webhooks/delivery.ts,
+  -- The deliveries of these events are the delivery loop's to create (src/webhooks/delivery/fanout.ts,
   -- fanOut): here one row per event, in this transaction, so no crash can lose it, whatever the
   -- number of endpoints. Most of the time no enabled endpoint subscribes to these types, and the
   -- EXISTS on that tiny table is all this costs.

@@ -62,7 +62,8 @@ export function claimStatement(
     WHERE d.id = due.id AND e.id = d.endpoint_id AND ev.id = d.event_id
     RETURNING d.id AS delivery_id, d.endpoint_id, d.attempts AS attempt, e.url, e.secret,
               CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
-              ev.id, ev.type, ev.payout_id, ev.attempt AS event_attempt, api_instant(ev.created_at) AS created_at, ev.data`;
+              ev.id, ev.type, ev.payout_id, ev.attempt AS event_attempt, api_instant(ev.created_at) AS created_at, ev.data,
+              ev.actor`;
 }
 
 export type Claimed = {
@@ -106,6 +107,7 @@ export function deliveryStore({ db }: { db: Db }, options: StoreOptions) {
       event_attempt: number | null;
       created_at: string;
       data: unknown;
+      actor: string | null;
     }>(await db.execute(claimStatement(limit, options.perEndpoint, inFlightTo, leaseSeconds)));
     return rows.map((r) => ({
       delivery_id: r.delivery_id,
@@ -120,6 +122,7 @@ export function deliveryStore({ db }: { db: Db }, options: StoreOptions) {
         attempt: r.event_attempt,
         createdAt: new Date(r.created_at),
         data: typeof r.data === "string" ? JSON.parse(r.data) : r.data,
+        actor: r.actor,
       },
     }));
   };

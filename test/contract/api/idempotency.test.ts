@@ -168,6 +168,69 @@ describe("concurrency", () => {
   });
 });
 
+describe("each API key has its own Idempotency-Keys", () => {
+  const newKey = (name: string) => api.keys.create({ name, scopes: ["payouts:read", "payouts:write"] }, "bootstrap");
+  const postAs = (secret: string, body: unknown, key: string) =>
+    api.request("POST", "/api/payouts/", body, { "idempotency-key": key, authorization: `Bearer ${secret}` });
+
+  test("two API keys sending the same value with different bodies get two payouts, each replaying only its own", async () => {
+    const [alice, bob] = await Promise.all([newKey("alice"), newKey("bob")]);
+    const key = freshKey();
+    const aliceBody = { ...validBody, amount: "11.00" };
+    const bobBody = { ...validBody, amount: "22.00" };
+    const fromAlice = await postAs(alice.secret, aliceBody, key);
+    const fromBob = await postAs(bob.secret, bobBody, key);
+    for (const created of [fromAlice, fromBob]) {
+      expect(created.status).toBe(201);
+      expect(created.headers.get("idempotent-replayed")).toBeNull();
+    }
+    expect(fromBob.body.id).not.toBe(fromAlice.body.id);
+    expect(fromBob.body.amount).toBe("22.00");
+    expect(api.handedOff).toEqual([fromAlice.body.id, fromBob.body.id]);
+
+    const againAlice = await postAs(alice.secret, aliceBody, key);
+    expect(againAlice.headers.get("idempotent-replayed")).toBe("true");
+    expect(againAlice.text).toBe(fromAlice.text);
+    const againBob = await postAs(bob.secret, bobBody, key);
+    expect(againBob.headers.get("idempotent-replayed")).toBe("true");
+    expect(againBob.text).toBe(fromBob.text);
+    // Each key's reuse with another body is still a 422: the other key's body is not its own.
+    expect((await postAs(alice.secret, bobBody, key)).status).toBe(422);
+    expect(await payoutsWithKey(key)).toBe(2);
+  });
+
+  test("a rolled key keeps its Idempotency-Keys: the new secret and the old one during the overlap replay", async () => {
+    const carol = await newKey("carol");
+    const key = freshKey();
+    const first = await postAs(carol.secret, validBody, key);
+    expect(first.status).toBe(201);
+    const rolled = await api.request("POST", `/api/keys/${carol.id}/roll`, { expires_in_ms: 60_000 });
+    expect(rolled.status).toBe(200);
+    for (const secret of [rolled.body.secret, carol.secret]) {
+      const again = await postAs(secret, validBody, key);
+      expect(again.status).toBe(201);
+      expect(again.headers.get("idempotent-replayed")).toBe("true");
+      expect(again.text).toBe(first.text);
+    }
+    expect(await payoutsWithKey(key)).toBe(1);
+  });
+
+  test("the same value sent at once by two API keys, ten times each, makes one payout per API key", async () => {
+    const [alice, bob] = await Promise.all([newKey("alice"), newKey("bob")]);
+    const key = freshKey();
+    const senders = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? alice : bob));
+    const responses = await Promise.all(senders.map((sender) => postAs(sender.secret, validBody, key)));
+    expect(responses.map((r) => r.status)).toEqual(Array(20).fill(201));
+    const idOf = (sender: typeof alice) =>
+      new Set(responses.filter((_, i) => senders[i] === sender).map((r) => r.body.id as string));
+    const [alices, bobs] = [idOf(alice), idOf(bob)];
+    expect(alices.size).toBe(1);
+    expect(bobs.size).toBe(1);
+    expect(alices).not.toEqual(bobs);
+    expect(await payoutsWithKey(key)).toBe(2);
+  });
+});
+
 describe("invalid keys", () => {
   const invalid: [string, string][] = [
     ["an empty key", ""],

@@ -16,6 +16,8 @@ const service = payoutService(
   { idempotencyKeyTtlMs: loadConfig({}).idempotencyKeyTtlMs, createDeadlineMs: loadConfig({}).createDeadlineMs },
 );
 const input = { amount: "10.00", currency: "RUB" as const, recipient_details: "x", comment: "" };
+/** The caller: the domain takes its API key's id from the api (none needs to exist here). */
+const apiKeyId = Bun.randomUUIDv7();
 
 /** The error a promise rejects with; fails the test if it resolves. */
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -34,10 +36,10 @@ test("reading an absent payout is NotFound, which carries no HTTP status", async
 });
 
 test("cancelling a COMPLETED payout is a StatusConflict naming the current status", async () => {
-  const created = await service.create(input);
+  const created = await service.create(input, apiKeyId);
   if (created.replayed) throw new Error("not a replay");
   await moveTo(database, created.payout.id, "COMPLETED");
-  const error = await rejection(service.update(created.payout.id, { status: "CANCELLED" }));
+  const error = await rejection(service.update(created.payout.id, { status: "CANCELLED" }, apiKeyId));
   expect(error).toBeInstanceOf(StatusConflict);
   expect(error).toMatchObject({
     current: "COMPLETED",
@@ -48,8 +50,8 @@ test("cancelling a COMPLETED payout is a StatusConflict naming the current statu
 
 test("an idempotency key reused with another body is IdempotencyKeyReused", async () => {
   const key = `domain-${process.pid}-${Date.now()}`;
-  await service.create(input, key);
-  const error = await rejection(service.create({ ...input, amount: "11.00" }, key));
+  await service.create(input, apiKeyId, key);
+  const error = await rejection(service.create({ ...input, amount: "11.00" }, apiKeyId, key));
   expect(error).toBeInstanceOf(IdempotencyKeyReused);
   expect(error).not.toHaveProperty("status");
 });

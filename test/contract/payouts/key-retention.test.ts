@@ -29,8 +29,8 @@ const age = (key: string, seconds: number) =>
 
 /** Inserts `n` keys named prefix-i, `seconds` old (and 1 ms apart, oldest first by i). */
 const insertKeys = (prefix: string, n: number, seconds: number) =>
-  raw`INSERT INTO idempotency_keys (key, fingerprint, payout_id, response_status, response_body, created_at)
-      SELECT ${prefix} || '-' || i, 'f', gen_random_uuid(), 201, '{}'::jsonb,
+  raw`INSERT INTO idempotency_keys (api_key_id, key, fingerprint, payout_id, response_status, response_body, created_at)
+      SELECT gen_random_uuid(), ${prefix} || '-' || i, 'f', gen_random_uuid(), 201, '{}'::jsonb,
              now() - make_interval(secs => ${seconds}) - make_interval(secs => (${n} - i) / 1000.0)
       FROM generate_series(1, ${n}) AS i`;
 
@@ -93,6 +93,18 @@ test("the purge deletes only expired keys, at most a batch per call, oldest firs
   expect(await purgeExpiredKeys(database.db, PURGE_TTL_MS, 500)).toBe(200);
   expect(await countKeys(`${prefix}-old`)).toBe(0);
   expect(await countKeys(`${prefix}-new`)).toBe(5);
+});
+
+test("the purge deletes an expired key of one API key, never the same value another API key holds unexpired", async () => {
+  const key = `shared-${run}`;
+  const [expiredOwner, freshOwner] = [Bun.randomUUIDv7(), Bun.randomUUIDv7()];
+  await raw`INSERT INTO idempotency_keys (api_key_id, key, fingerprint, payout_id, response_status, response_body, created_at)
+            VALUES (${expiredOwner}, ${key}, 'f', gen_random_uuid(), 201, '{}'::jsonb, now() - make_interval(secs => ${TEN_YEARS_S})),
+                   (${freshOwner}, ${key}, 'f', gen_random_uuid(), 201, '{}'::jsonb, now())`;
+  expect(await purgeExpiredKeys(database.db, PURGE_TTL_MS, 500)).toBeGreaterThanOrEqual(1);
+  expect([...(await raw`SELECT api_key_id FROM idempotency_keys WHERE key = ${key}`)]).toEqual([
+    { api_key_id: freshOwner },
+  ]);
 });
 
 test("one purger at a time: while another holds the purge lock, a purge deletes nothing", async () => {

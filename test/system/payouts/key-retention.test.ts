@@ -16,8 +16,8 @@ const run = `${Date.now()}`;
 
 /** Inserts `n` keys named prefix-i, `seconds` old. */
 const insertKeys = (prefix: string, n: number, seconds: number) =>
-  raw`INSERT INTO idempotency_keys (key, fingerprint, payout_id, response_status, response_body, created_at)
-      SELECT ${prefix} || '-' || i, 'f', gen_random_uuid(), 201, '{}'::jsonb, now() - make_interval(secs => ${seconds})
+  raw`INSERT INTO idempotency_keys (api_key_id, key, fingerprint, payout_id, response_status, response_body, created_at)
+      SELECT gen_random_uuid(), ${prefix} || '-' || i, 'f', gen_random_uuid(), 201, '{}'::jsonb, now() - make_interval(secs => ${seconds})
       FROM generate_series(1, ${n}) AS i`;
 
 const countKeys = async (prefix: string) =>

@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { parseKey } from "../../../src/keys/secret";
 import { inOutbox, ledger, reaches } from "../../kit/fixtures";
 import { eventually } from "../../kit/wait";
 import { processingFixtures, startApi, startWorker } from "./harness";
@@ -23,4 +24,12 @@ test("a created payout goes through RabbitMQ to a worker and ends COMPLETED, pai
   const read = await api.request("GET", `/api/payouts/${id}/`);
   expect(read.body).toMatchObject({ id, status: "COMPLETED", failure_reason: null });
   expect(read.body.processed_at).toBe(done.processedAt?.toISOString());
+
+  // Who did it: the key that created it, then the worker (system) that claimed and paid it.
+  const events = await api.request("GET", `/api/payouts/${id}/events/`);
+  expect(events.body.results.map((e: { type: string; actor: string }) => [e.type, e.actor])).toEqual([
+    ["payout.created", parseKey((await api.key()) as string)?.id],
+    ["payout.processing", "system"],
+    ["payout.completed", "system"],
+  ]);
 });

@@ -50,7 +50,7 @@ export function startOutbox(database: Database, publisher: Publisher, options: P
 export async function startApi(database: Database) {
   const publisher = await startPublisher();
   const outbox = startOutbox(database, publisher);
-  const { request } = testApi(database, { onCreated: (id) => outbox.handOff(id) });
+  const { request, key } = testApi(database, { onCreated: (id) => outbox.handOff(id) });
   const create = async () => {
     const created = await request("POST", "/api/payouts/", body);
     if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${created.text}`);
@@ -58,6 +58,8 @@ export async function startApi(database: Database) {
   };
   return {
     request,
+    /** The API key the requests send (every scope). */
+    key,
     create,
     /** Published once the broker confirmed it (the hand-off deletes its outbox row). */
     async createPublished() {
