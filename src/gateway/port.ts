@@ -1,4 +1,4 @@
-import type { Currency } from "../payouts/model";
+import type { CURRENCIES } from "../db/schema";
 
 export type PayRequest = {
   /**
@@ -8,7 +8,7 @@ export type PayRequest = {
   paymentKey: string;
   payoutId: string;
   amount: string;
-  currency: Currency;
+  currency: (typeof CURRENCIES)[number];
   recipientDetails: string;
 };
 
