@@ -2,10 +2,13 @@
 // flight; a role lists them so that what a component uses starts before it and stops after it.
 
 import { type Config, ConfigError } from "../config";
+import { FAULT_POLICIES } from "../db/availability";
 import type { Database } from "../db/client";
+import { isDatabaseUnavailable, noAnswerWithin } from "../db/errors";
 import { createApp } from "../http/app";
 import { type KeyService, keyService } from "../keys/service";
 import type { Logger } from "../lib/log";
+import { deadline, every, type Loop } from "../lib/timers";
 import { startKeyPurge } from "../payouts/key-retention";
 import { createOutbox, type Outbox } from "../payouts/processing/outbox";
 import type { Publisher } from "../queue/port";
@@ -22,6 +25,9 @@ import { type Component, type Resource, resource } from "./run";
  * request to get one such answer, and so not to send on a connection the server is closing.
  */
 const DRAIN_MS = 500;
+
+/** How often a process that started while the database was down tries to seal the stored secrets. */
+const SEAL_RETRY_MS = 1000;
 
 export const databaseComponent = (name: string, open: () => Database | Promise<Database>) =>
   resource(name, open, (database) => database.close());
@@ -78,25 +84,62 @@ export const webhookSecretsComponent = (
   config: Config,
   log: Logger,
   database: Resource<Database>,
-): Resource<SecretBox> =>
-  resource("webhook secrets", async () => {
-    const box = webhookSecretBox(config);
-    const report = await sealStoredSecrets({ db: database.value.db, box });
-    const unreadable = Object.entries(report.unreadable);
-    if (unreadable.length > 0) {
-      throw new ConfigError(
-        `WEBHOOK_SECRET_KEYS lacks the key(s) that ${unreadable.map(([id, n]) => `${n} stored webhook signing secret(s) are encrypted with: "${id}"`).join("; ")}. Add the key back (after the current one) until every process has started with the new list.`,
+): Resource<SecretBox> => {
+  // Set only while a process that started with the database down still has to seal.
+  let sealing: Loop | undefined;
+  return resource(
+    "webhook secrets",
+    async () => {
+      const box = webhookSecretBox(config);
+      /** Seals what is due; false while the database cannot be asked (the pass is tried again). */
+      const seal = async (): Promise<boolean> => {
+        let report: Awaited<ReturnType<typeof sealStoredSecrets>>;
+        try {
+          report = await deadline(
+            sealStoredSecrets({ db: database.value.db, box }),
+            FAULT_POLICIES.answer.withinMs,
+            noAnswerWithin,
+          );
+        } catch (err) {
+          if (!isDatabaseUnavailable(err)) throw err;
+          return false;
+        }
+        const unreadable = Object.entries(report.unreadable);
+        if (unreadable.length > 0) {
+          throw new ConfigError(
+            `WEBHOOK_SECRET_KEYS lacks the key(s) that ${unreadable.map(([id, n]) => `${n} stored webhook signing secret(s) are encrypted with: "${id}"`).join("; ")}. Add the key back (after the current one) until every process has started with the new list.`,
+          );
+        }
+        if (report.sealed + report.resealed > 0) {
+          log.info("webhook signing secrets encrypted with the current key", {
+            key_id: box.currentKeyId,
+            were_in_clear: report.sealed,
+            were_under_another_key: report.resealed,
+          });
+        }
+        return true;
+      };
+      // With the database up, a missing key stops the start. With it down, the process starts (an
+      // api answers live, not ready) and seals once the database answers: a key found missing then
+      // is logged, and those endpoints' attempts fail naming it.
+      if (await seal()) return box;
+      sealing = every(
+        SEAL_RETRY_MS,
+        async () => {
+          try {
+            if (!(await seal())) return;
+          } catch (err) {
+            log.error("stored webhook signing secrets could not all be sealed", { err });
+          }
+          void sealing?.stop();
+        },
+        { name: "sealing webhook signing secrets", log },
       );
-    }
-    if (report.sealed + report.resealed > 0) {
-      log.info("webhook signing secrets encrypted with the current key", {
-        key_id: box.currentKeyId,
-        were_in_clear: report.sealed,
-        were_under_another_key: report.resealed,
-      });
-    }
-    return box;
-  });
+      return box;
+    },
+    () => sealing?.stop(),
+  );
+};
 
 /**
  * The Elysia api on HOST:PORT. stop() first drains, then closes the listener and waits for the

@@ -116,7 +116,8 @@ test("api and worker start with PostgreSQL and RabbitMQ down, are not ready, and
   const worker = spawnRole("worker", { ...env, WORKER_THREADS: "1", GATEWAY_LATENCY_MS: "0" });
   const base = `http://127.0.0.1:${apiPort}`;
 
-  const live = await eventually(() => fetch(`${base}/health/live`).catch(() => undefined), 20_000);
+  // A generous bound: two processes start on a busy 2-core machine (the CI runs the suite there).
+  const live = await eventually(() => fetch(`${base}/health/live`).catch(() => undefined), 45_000);
   expect(live.status).toBe(200);
   const notReady = await fetch(`${base}/health/ready`);
   expect(notReady.status).toBe(503);
@@ -137,4 +138,4 @@ test("api and worker start with PostgreSQL and RabbitMQ down, are not ready, and
   expect(payout.status).toBe("COMPLETED");
   expect(api.exitCode).toBeNull();
   expect(worker.exitCode).toBeNull();
-}, 90_000);
+}, 120_000);
