@@ -1,6 +1,7 @@
 import { type DocumentDecoration, Elysia } from "elysia";
 import { ValidationFailed } from "../errors";
-import { type FeatureDocs, QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { type FeatureDocs, QUERY_PARAMETERS, queryParameters } from "../http/openapi";
+import { responses } from "../http/responses";
 import { json, pathId } from "../http/route";
 import { PayoutIdParam } from "../payouts/model";
 import { EventListQueryParams, EventPage, PageQueryParams, PayoutEvent } from "./model";

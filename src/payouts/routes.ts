@@ -2,19 +2,10 @@ import { type DocumentDecoration, Elysia } from "elysia";
 import { CreateOutcomeUnknownError } from "../db/errors";
 import { ValidationFailed } from "../errors";
 import { readJsonBody } from "../http/body";
-import {
-  type Examples,
-  type FeatureDocs,
-  jsonContent,
-  problemContent,
-  problemExample,
-  problemExamples,
-  queryParameters,
-  ref,
-  responses,
-} from "../http/openapi";
+import { type FeatureDocs, jsonContent, queryParameters, ref } from "../http/openapi";
 import { OutcomeUnknown, RETRY_WITH_KEY } from "../http/problem";
 import { aboutPayout } from "../http/request-log";
+import { type Examples, problemContent, problemExample, problemExamples, responses } from "../http/responses";
 import { json, pathId } from "../http/route";
 import { callerOf } from "../keys/auth";
 import {

@@ -2,7 +2,8 @@ import { type DocumentDecoration, Elysia } from "elysia";
 import { ValidationFailed } from "../errors";
 import { PageQueryParams } from "../events/model";
 import { readJsonBody } from "../http/body";
-import { type FeatureDocs, QUERY_PARAMETERS, queryParameters, responses } from "../http/openapi";
+import { type FeatureDocs, QUERY_PARAMETERS, queryParameters } from "../http/openapi";
+import { responses } from "../http/responses";
 import { json, pathId } from "../http/route";
 import { callerOf } from "../keys/auth";
 import {
