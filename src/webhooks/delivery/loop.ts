@@ -69,10 +69,16 @@ export function startDeliveries(
   let lastGauge = 0;
   const store = deliveryStore({ db }, options);
 
-  const attempt = async (claimed: Claimed) => {
+  /** `sent` is called once the request to the endpoint has ended, before its outcome is written. */
+  const attempt = async (claimed: Claimed, sent: () => void) => {
     const started = performance.now();
     const body = JSON.stringify(toEvent(claimed.event));
-    const result = await sendSealed(claimed, body);
+    let result: Outcome;
+    try {
+      result = await sendSealed(claimed, body);
+    } finally {
+      sent();
+    }
     const seconds = (performance.now() - started) / 1000;
     webhookAttempts.inc({ outcome: result.outcome });
     webhookAttemptDuration.observe(seconds, { outcome: result.outcome });
@@ -137,12 +143,20 @@ export function startDeliveries(
   const start = (claimed: Claimed) => {
     const endpointId = claimed.endpoint_id;
     inFlightTo.set(endpointId, (inFlightTo.get(endpointId) ?? 0) + 1);
-    const running: Promise<void> = attempt(claimed).finally(() => {
-      inFlight.delete(running);
+    // The endpoint's slot is freed when its request ends, not when the outcome is written: the
+    // bound is on requests to the endpoint, and a commit per attempt held in it made one healthy
+    // endpoint's backlog drain at perEndpoint per (claim + request + commit), about 500/s. The
+    // delivery stays leased until its outcome is written, so it is not claimed again meanwhile;
+    // the process's slot (inFlight) is held until then.
+    const sent = () => {
       const left = (inFlightTo.get(endpointId) ?? 1) - 1;
       if (left > 0) inFlightTo.set(endpointId, left);
       else inFlightTo.delete(endpointId);
       claimSoon(endpointId);
+    };
+    const running: Promise<void> = attempt(claimed, sent).finally(() => {
+      inFlight.delete(running);
+      claimSoon();
     });
     inFlight.add(running);
   };
